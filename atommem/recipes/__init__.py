@@ -1,0 +1,1 @@
+"""One config-driven entry point per pipeline stage (see atommem/cli.py)."""
