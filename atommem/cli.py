@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
     for name, (module, help_text) in STAGES.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("--config", help="YAML/JSON config file for this stage")
+        p.add_argument("--config", help="YAML/JSON config file for this stage, or an inline {...} mapping")
         p.add_argument(
             "--set",
             dest="overrides",

@@ -23,9 +23,15 @@ class ConfigError(ValueError):
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> dict:
-    """Read a YAML/JSON config (or start empty) and apply `a.b.c=value` overrides (values parsed as YAML)."""
+    """Read a YAML/JSON config file or inline mapping (or start empty) and apply `a.b.c=value` overrides (values parsed as YAML)."""
     cfg: dict = {}
-    if path is not None:
+    if path is not None and str(path).lstrip().startswith("{"):
+        # an inline mapping (how Snakemake rules pass their params)
+        try:
+            cfg = yaml.safe_load(str(path))
+        except yaml.YAMLError as err:
+            raise ConfigError(f"inline --config is not valid YAML/JSON: {err}") from None
+    elif path is not None:
         path = Path(path)
         if not path.exists():
             raise ConfigError(f"config file not found: {path}")
