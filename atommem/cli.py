@@ -7,7 +7,8 @@ import importlib
 import logging
 import sys
 
-from atommem.config import ConfigError, from_dict, load_config
+from atommem.config import from_dict, load_config
+from atommem.errors import InputError
 
 # stage name -> (recipe module, one-line help)
 STAGES = {
@@ -58,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
             print(yaml.safe_dump(asdict(cfg), sort_keys=False))
             return 0
         recipe.main(cfg)
-    except ConfigError as err:
-        print(f"atommem {args.stage}: config error: {err}", file=sys.stderr)
+    except InputError as err:
+        print(f"atommem {args.stage}: error: {err}", file=sys.stderr)
         return 2
     return 0
 

@@ -15,10 +15,12 @@ from typing import Any, TypeVar
 
 import yaml
 
+from atommem.errors import InputError
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A config file, key or value is wrong; the message names it."""
 
 

@@ -1,0 +1,108 @@
+"""The operation grammar: paired XML-like tags in the model's free text, parsed in textual order.
+
+Only the model's response is ever parsed (method fix 8). The parser never raises: a malformed tag is
+skipped and counted as `invalid_op/<name>`, the rest of the response still executes (fix 2), and a
+response without any valid tag is counted as `invalid_turn` (fix 1).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+# op name -> tag; op names are the metric names used everywhere
+OP_TAGS = {
+    "create": "add_memory",
+    "read": "update_query",
+    "update": "modify_memory",
+    "delete": "delete_memory",
+    "scratchpad": "update_memory",
+    "answer": "final_answer",
+}
+TAG_TO_OP = {tag: op for op, tag in OP_TAGS.items()}
+STORE_OPS = ("create", "read", "update", "delete")
+
+_OPEN_TAG = re.compile(r"<(" + "|".join(OP_TAGS.values()) + r")>")
+_UPDATE_BODY = re.compile(r"\s*Memory\s+(\d+)\s*:\s*(.*?)\s*", re.DOTALL)
+_DELETE_BODY = re.compile(r"\s*Memory\s+(\d+)\s*", re.DOTALL)
+
+
+@dataclass
+class Op:
+    name: str
+    text: str = ""
+    index: int | None = None  # "Memory i" as shown in this turn's prompt (1-based)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "text": self.text, "index": self.index}
+
+
+@dataclass
+class ParsedResponse:
+    ops: list[Op] = field(default_factory=list)
+    invalid: Counter = field(default_factory=Counter)  # "invalid_op/<name>" | "invalid_turn" -> count
+
+
+def parse_response(text: str) -> ParsedResponse:
+    parsed = ParsedResponse()
+    if not isinstance(text, str):
+        text = "" if text is None else str(text)
+    pos = 0
+    while True:
+        opening = _OPEN_TAG.search(text, pos)
+        if opening is None:
+            break
+        tag = opening.group(1)
+        name = TAG_TO_OP[tag]
+        close_at = text.find(f"</{tag}>", opening.end())
+        if close_at < 0:
+            parsed.invalid[f"invalid_op/{name}"] += 1
+            pos = opening.end()
+            continue
+        op = _make_op(name, text[opening.end() : close_at])
+        if op is None:
+            parsed.invalid[f"invalid_op/{name}"] += 1
+        else:
+            parsed.ops.append(op)
+        pos = close_at + len(tag) + 3
+    if not parsed.ops:
+        parsed.invalid["invalid_turn"] += 1
+    return parsed
+
+
+def _make_op(name: str, body: str) -> Op | None:
+    """Turn a tag body into an Op, or None when the body is malformed for that op."""
+    if name == "update":
+        match = _UPDATE_BODY.fullmatch(body)
+        if match is None or int(match.group(1)) < 1 or not match.group(2).strip():
+            return None
+        return Op(name, match.group(2).strip(), int(match.group(1)))
+    if name == "delete":
+        match = _DELETE_BODY.fullmatch(body)
+        if match is None or int(match.group(1)) < 1:
+            return None
+        return Op(name, "", int(match.group(1)))
+    if name == "answer":
+        answer = extract_boxed(body)
+        return None if answer is None else Op(name, answer)
+    return Op(name, body.strip())
+
+
+def extract_boxed(body: str) -> str | None:
+    r"""The content of the last \boxed{...} (nested braces allowed); the bare body if there is no box."""
+    start = body.rfind("\\boxed{")
+    if start < 0:
+        bare = body.strip()
+        return bare or None
+    depth, i = 1, start + len("\\boxed{")
+    content_start = i
+    while i < len(body):
+        if body[i] == "{":
+            depth += 1
+        elif body[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return body[content_start:i].strip()
+        i += 1
+    return None  # unbalanced box

@@ -1,0 +1,125 @@
+"""The one prompt format of the agent: a system message with the operation rules and a user message
+with the memory state and the current input. Evaluation, trajectory synthesis and RL all call these
+functions, so the policy is always trained and scored on the same layout (method fix 6).
+
+Untrusted text (documents, memory entries, the scratchpad, the query, questions) is escaped before it
+enters the prompt: a document that contains `<add_memory>` or `</chunk>` can neither look like an
+operation nor close a prompt section early (method fix 8).
+"""
+
+from __future__ import annotations
+
+import re
+
+from atommem.agent.ops import OP_TAGS
+
+SECTION_TAGS = ("questions", "question", "scratchpad", "query", "memories", "tips", "chunk", "status")
+_RESERVED_TAG = re.compile(r"<(/?)(" + "|".join((*OP_TAGS.values(), *SECTION_TAGS)) + r")>")
+
+NO_MEMORY = "No previous memory"
+
+OP_HELP = {
+    "create": "<add_memory>a new fact</add_memory>  store a new entry",
+    "read": "<update_query>search words</update_query>  change the search query; results appear next turn",
+    "update": "<modify_memory>Memory 2: corrected text</modify_memory>  rewrite the entry shown as Memory 2",
+    "delete": "<delete_memory>Memory 3</delete_memory>  remove the entry shown as Memory 3",
+    "scratchpad": "<update_memory>new scratchpad text</update_memory>  replace the whole scratchpad",
+    "answer": "<final_answer>\\boxed{answer}</final_answer>  answer the question you are asked (answer phase only)",
+}
+
+
+def system_message(enabled_ops: set[str], advancing_ops: set[str], query_limit: int) -> dict:
+    """The operation rules, listing only the operations this run allows (ablations drop some)."""
+    memory = []
+    if "scratchpad" in enabled_ops:
+        memory.append("- a scratchpad: one free-text note, shown to you in full every turn;")
+    if enabled_ops & {"create", "read", "update", "delete"}:
+        memory.append(
+            "- a memory store of short entries. Each turn you see the entries that best match your current "
+            "search query, numbered Memory 1, Memory 2, ... (the numbers are only valid for this turn)."
+        )
+    ops = [OP_HELP[op] for op in OP_HELP if op in enabled_ops]
+    names = {"create": "add an entry", "update": "modify an entry", "scratchpad": "update the scratchpad"}
+    rules = []
+    if advancing_ops:
+        needed = " or ".join(names[op] for op in sorted(advancing_ops))
+        rules.append(
+            f"- While reading, you move on to the next chunk only after a turn in which you {needed}; "
+            "otherwise you see the same chunk again."
+        )
+    if "read" in enabled_ops:
+        rules.append(f"- You may change the query at most {query_limit} times in a row without writing to memory.")
+    rules.append(
+        "- When all chunks are read you are asked the questions one by one. Answer each with a short phrase "
+        "inside \\boxed{}" + (", or change the query to look something up first." if "read" in enabled_ops else ".")
+    )
+    content = (
+        "You answer questions about a long text that you can only read one chunk at a time. "
+        "You keep your own memory while you read, using operations written as tags in your reply.\n\n"
+        "Memory you have:\n" + "\n".join(memory or ["- none: answer from what you see."]) + "\n\n"
+        "Operations (write any number of them, in the order you want them done):\n" + "\n".join(ops) + "\n\n"
+        "Rules:\n" + "\n".join(rules)
+    )
+    return {"role": "system", "content": content}
+
+
+READ_TIPS = (
+    "Store facts that help answer the questions, with the names they are about. Rewrite an entry when "
+    "the chunk corrects or completes it, and delete duplicates. Search for what you still miss."
+)
+ANSWER_TIPS = "Answer from your memory. If the shown entries do not cover the question, change the query."
+
+
+def escape_untrusted(text: str) -> str:
+    """Neutralise tags we use (operations and prompt sections) inside text we did not write."""
+    return _RESERVED_TAG.sub(lambda m: f"&lt;{m.group(1)}{m.group(2)}&gt;", text)
+
+
+def one_line(text: str) -> str:
+    """Entries are shown one per line, so a newline inside an entry cannot fake a `Memory i:` line."""
+    return " ".join(text.split())
+
+
+def render_memories(entries: list[str]) -> str:
+    if not entries:
+        return NO_MEMORY
+    return "\n".join(f"Memory {i}: {escape_untrusted(one_line(text))}" for i, text in enumerate(entries, 1))
+
+
+def user_message(
+    *,
+    questions: list[str],
+    scratchpad: str | None,
+    query: str | None,
+    memories: list[str] | None,
+    chunk: str | None,
+    chunk_position: tuple[int, int] | None,
+    reads_left: int | None,
+    answer_question: str | None = None,
+) -> dict:
+    """The user turn. Sections set to None are left out (ablations without scratchpad or store)."""
+    parts = []
+    if answer_question is None:
+        listed = "\n".join(f"{i}. {escape_untrusted(one_line(q))}" for i, q in enumerate(questions, 1))
+        parts.append(f"<questions>\n{listed}\n</questions>")
+    else:
+        parts.append(f"<question>\n{escape_untrusted(one_line(answer_question))}\n</question>")
+    if scratchpad is not None:
+        parts.append(f"<scratchpad>\n{escape_untrusted(scratchpad) or '(empty)'}\n</scratchpad>")
+    if query is not None:
+        parts.append(f"<query>\n{escape_untrusted(one_line(query))}\n</query>")
+    if memories is not None:
+        parts.append(f"<memories>\n{render_memories(memories)}\n</memories>")
+    parts.append(f"<tips>\n{READ_TIPS if answer_question is None else ANSWER_TIPS}\n</tips>")
+    if chunk is not None and chunk_position is not None:
+        index, total = chunk_position
+        parts.append(f"<chunk>\nChunk {index + 1} of {total}:\n{escape_untrusted(chunk)}\n</chunk>")
+    status = []
+    if reads_left is not None:
+        status.append(f"You can change the query {reads_left} more time(s) before writing to memory.")
+    if answer_question is None:
+        status.append("Write your memory operations for this chunk.")
+    else:
+        status.append("Answer the question with <final_answer>\\boxed{...}</final_answer>.")
+    parts.append("<status>\n" + " ".join(status) + "\n</status>")
+    return {"role": "user", "content": "\n\n".join(parts)}

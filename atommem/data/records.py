@@ -1,0 +1,148 @@
+"""Benchmark records and long-context samples: the data every later stage reads.
+
+`QARecord` is one benchmark question with its own paragraphs (as in the official files);
+`LongSample` is one long-context episode input: several questions over one rendered document list.
+Samples are stored as JSONL, one `LongSample.to_dict()` per line.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# A sentence ends at . ! or ? (optionally followed by a closing quote or bracket), then whitespace,
+# then something that can start a sentence. Simple and deterministic; good enough to point
+# supporting facts at sentences.
+_SENTENCE_BREAK = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"'\u201d\u2019)\]]))\s+(?=[A-Z0-9\"'\u201c\u2018(\[])")
+# Pieces ending like these are abbreviations or initials ("J. R. R. Tolkien", "St. Louis", "U.S. Army"),
+# not sentence ends, so they are glued back to the next piece.
+_NOT_A_SENTENCE_END = re.compile(r"(?:\b[A-Z]|\b(?:Mr|Mrs|Ms|Dr|St|Jr|Sr|Mt|No|vs|Gen|Col|Lt|Capt|Rev|Prof|Inc|Co|Ltd))\.$")
+
+
+def split_sentences(text: str) -> tuple[str, ...]:
+    """Split a paragraph into sentences; joining them with a space gives the text back up to whitespace."""
+    pieces = [p for p in _SENTENCE_BREAK.split(text.strip()) if p]
+    sentences: list[str] = []
+    for piece in pieces:
+        if sentences and _NOT_A_SENTENCE_END.search(sentences[-1]):
+            sentences[-1] = f"{sentences[-1]} {piece}"
+        else:
+            sentences.append(piece)
+    return tuple(sentences)
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    title: str
+    sentences: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        # empty sentences (a few exist in HotpotQA) would leave double spaces
+        return " ".join(s for s in self.sentences if s).strip()
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """Identity used for de-duplication: the same title and text is the same document."""
+        return (self.title, self.text)
+
+    def to_dict(self) -> dict:
+        return {"title": self.title, "sentences": list(self.sentences)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Paragraph:
+        what = f"document {data.get('title', '?')!r}"
+        return cls(title=_require(data, "title", what), sentences=tuple(_require(data, "sentences", what)))
+
+
+@dataclass(frozen=True)
+class QARecord:
+    """One benchmark question with its own context paragraphs."""
+
+    id: str
+    benchmark: str  # "hotpotqa" | "2wikimultihopqa" | "musique"
+    question: str
+    answers: tuple[str, ...]  # gold answer first, then aliases
+    paragraphs: tuple[Paragraph, ...]
+    # (index into `paragraphs`, sentence index). An index, not a title: MuSiQue records hold several
+    # paragraphs with the same title, only one of which supports the answer.
+    supporting: tuple[tuple[int, int], ...]
+
+    def supporting_paragraphs(self) -> list[Paragraph]:
+        """The paragraphs holding supporting facts, in order of first mention, without repeats."""
+        indices = list(dict.fromkeys(p for p, _ in self.supporting))
+        return [self.paragraphs[i] for i in indices]
+
+    def supporting_sentences(self) -> list[str]:
+        return [self.paragraphs[p].sentences[s] for p, s in self.supporting]
+
+
+def _require(data: dict, name: str, what: str):
+    if name not in data:
+        raise ValueError(f"{what}: field {name!r} missing")
+    return data[name]
+
+
+@dataclass
+class Question:
+    """A question inside a long-context sample."""
+
+    id: str
+    question: str
+    answers: list[str]
+    supporting_facts: list[str]  # the supporting sentence texts (the oracle teacher uses them)
+    gold_doc_positions: list[int]  # 1-based "Document i" numbers holding its supporting paragraphs
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "question": self.question,
+            "answers": list(self.answers),
+            "supporting_facts": list(self.supporting_facts),
+            "gold_doc_positions": list(self.gold_doc_positions),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Question:
+        what = f"question {data.get('id', '?')!r}"
+        return cls(
+            id=_require(data, "id", what),
+            question=_require(data, "question", what),
+            answers=list(_require(data, "answers", what)),
+            supporting_facts=list(_require(data, "supporting_facts", what)),
+            gold_doc_positions=list(_require(data, "gold_doc_positions", what)),
+        )
+
+
+@dataclass
+class LongSample:
+    """Several questions over one long document list, rendered as `context`."""
+
+    id: str  # f"{benchmark}-{num_docs}-{group index}"
+    benchmark: str
+    num_docs: int
+    questions: list[Question]
+    documents: list[Paragraph]  # in rendered order
+    context: str  # "Document 1:\n{title}\n{text}\n\nDocument 2:\n..."
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "benchmark": self.benchmark,
+            "num_docs": self.num_docs,
+            "questions": [q.to_dict() for q in self.questions],
+            "documents": [d.to_dict() for d in self.documents],
+            "context": self.context,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> LongSample:
+        what = f"sample {data.get('id', '?')!r}"
+        return cls(
+            id=_require(data, "id", what),
+            benchmark=_require(data, "benchmark", what),
+            num_docs=_require(data, "num_docs", what),
+            questions=[Question.from_dict(q) for q in _require(data, "questions", what)],
+            documents=[Paragraph.from_dict(d) for d in _require(data, "documents", what)],
+            context=_require(data, "context", what),
+        )

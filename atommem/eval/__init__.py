@@ -1,0 +1,1 @@
+"""Evaluation: answer metrics, the LLM judge and trajectory scoring."""

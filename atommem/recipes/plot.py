@@ -1,0 +1,53 @@
+"""`atommem plot`: draw one of the paper's figures (PDF + PNG beside it)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from atommem import plots
+from atommem.config import ConfigError
+
+log = logging.getLogger("atommem")
+
+# figure name -> (function, what its inputs are)
+FIGURES = {
+    "op_frequency": (plots.op_frequency, "metrics.jsonl"),
+    "train_reward": (plots.train_reward, "metrics.jsonl"),
+    "em_by_length": (plots.em_by_length, "summary.json"),
+}
+
+
+@dataclass
+class PlotConfig:
+    figure: str = "op_frequency"
+    # {label: path}, or a list of paths: metrics.jsonl labelled by their folder name, summary.json
+    # labelled by their run
+    inputs: dict | list = field(default_factory=dict)
+    out: str = "results/figures/op_frequency.pdf"
+    smoothing: float = 0.8  # EMA weight for the training curves
+    std_band: bool = False  # train_reward: shade mean +- std of the reward
+
+
+def main(cfg: PlotConfig) -> None:
+    if cfg.figure not in FIGURES:
+        raise ConfigError(f"figure: unknown figure {cfg.figure!r}; valid: {', '.join(FIGURES)}")
+    if not cfg.inputs:
+        raise ConfigError("inputs: give at least one path")
+    draw, kind = FIGURES[cfg.figure]
+    if kind == "summary.json":
+        written = draw(cfg.inputs, cfg.out)
+    else:
+        runs = cfg.inputs if isinstance(cfg.inputs, dict) else {_folder_label(p): p for p in cfg.inputs}
+        extra = {"std_band": cfg.std_band} if cfg.figure == "train_reward" else {}
+        written = draw(runs, cfg.out, smoothing=cfg.smoothing, **extra)
+    log.info("wrote %s", ", ".join(map(str, written)))
+
+
+def _folder_label(path: str) -> str:
+    """results/train/{run}/metrics.jsonl -> {run}"""
+    return Path(path).parent.name
+
+
+CONFIG_CLASS = PlotConfig

@@ -1,0 +1,113 @@
+"""`atommem prepare`: benchmark file -> long-context samples (JSONL) + statistics (JSON).
+
+    atommem prepare --set benchmark=hotpotqa --set num_docs=50 --set out=results/data/hotpotqa_50.jsonl
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from atommem.config import ConfigError
+from atommem.data.download import fetch
+from atommem.data.loaders import LOADERS, load_benchmark, shipped_sample
+from atommem.data.longcontext import build_long_samples, context_token_stats, summarize_counts
+from atommem.io import write_json_atomic, write_jsonl_atomic
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PrepareConfig:
+    benchmark: str = "hotpotqa"  # hotpotqa | 2wikimultihopqa | musique
+    path: str = ""  # official-format file; empty = the sample shipped in data/benchmarks/
+    url: str | None = None  # if set, download to `path` first (skipped when it is already there)
+    sha256: str | None = None  # expected checksum of the downloaded file
+    num_docs: int = 200
+    seed: int = 42
+    max_questions: int | None = None  # only the first M questions of the split
+    max_samples: int | None = None  # only the first S samples
+    out: str = ""  # samples JSONL
+    stats_out: str | None = None  # statistics JSON
+    tokenizer: str | None = None  # count tokens with this HF tokenizer if it loads offline
+
+
+def _check(cfg: PrepareConfig) -> None:
+    if cfg.benchmark not in LOADERS:
+        raise ConfigError(f"benchmark: unknown {cfg.benchmark!r}; valid names: {', '.join(LOADERS)}")
+    if not cfg.out:
+        raise ConfigError("out: required (the samples JSONL path)")
+    if cfg.url and not cfg.path:
+        raise ConfigError("path: required when url is set (where the download is stored)")
+    if cfg.num_docs < 1:
+        raise ConfigError(f"num_docs: must be at least 1, got {cfg.num_docs}")
+    for name in ("max_questions", "max_samples"):
+        value = getattr(cfg, name)
+        if value is not None and value < 1:
+            raise ConfigError(f"{name}: must be at least 1 or null, got {value}")
+
+
+def _load_tokenizer(name: str):
+    """An offline HF tokenizer, or None (whitespace words are counted instead) if it cannot be loaded."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(name, local_files_only=True)
+    except (OSError, ValueError) as err:
+        log.warning("tokenizer %r does not load offline (%s); counting whitespace words", name, err)
+        return None
+
+
+def sample_stats(samples, cfg: PrepareConfig, source: Path, tokenizer=None) -> dict:
+    word_stats = context_token_stats(samples)
+    stats = {
+        "benchmark": cfg.benchmark,
+        "source": str(source),
+        "num_docs": cfg.num_docs,
+        "seed": cfg.seed,
+        "num_samples": len(samples),
+        "num_questions": sum(len(s.questions) for s in samples),
+        "questions_per_sample": summarize_counts([len(s.questions) for s in samples]),
+        "docs_per_sample": summarize_counts([len(s.documents) for s in samples]),
+        "context_chars": summarize_counts([len(s.context) for s in samples]),
+        "context_words": word_stats,
+    }
+    if tokenizer is not None:
+        stats["context_tokens"] = {"tokenizer": cfg.tokenizer, **context_token_stats(samples, tokenizer)}
+    return stats
+
+
+def main(cfg: PrepareConfig) -> None:
+    _check(cfg)
+    source = Path(cfg.path) if cfg.path else shipped_sample(cfg.benchmark)
+    if cfg.url:
+        fetch(cfg.url, source, cfg.sha256)
+    if not source.exists():
+        raise ConfigError(f"path: benchmark file not found: {source}")
+
+    records = load_benchmark(cfg.benchmark, source)
+    log.info("loaded %d %s questions from %s", len(records), cfg.benchmark, source)
+    samples = build_long_samples(
+        records,
+        cfg.num_docs,
+        seed=cfg.seed,
+        benchmark=cfg.benchmark,
+        max_questions=cfg.max_questions,
+        max_samples=cfg.max_samples,
+    )
+    write_jsonl_atomic(cfg.out, (s.to_dict() for s in samples))
+    log.info("wrote %d samples to %s", len(samples), cfg.out)
+
+    if cfg.stats_out:
+        tokenizer = _load_tokenizer(cfg.tokenizer) if cfg.tokenizer else None
+        stats = sample_stats(samples, cfg, source, tokenizer)
+        stats["config"] = asdict(cfg)
+        write_json_atomic(cfg.stats_out, stats)
+        log.info(
+            "wrote stats to %s: %d samples, %d questions, mean %.0f words per context",
+            cfg.stats_out, stats["num_samples"], stats["num_questions"], stats["context_words"]["mean"],
+        )
+
+
+CONFIG_CLASS = PrepareConfig

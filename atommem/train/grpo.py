@@ -1,0 +1,225 @@
+"""GRPO pieces for the multi-turn memory agent: group advantages, per-turn rows, the clipped token loss with a
+KL penalty, and one policy update over a batch of rows.
+
+Why not TRL's GRPOTrainer: it trains one (prompt, completion) per sample, while every turn of our agent has a
+prompt rebuilt from its memory state. Here each turn is its own (prompt, response) row carrying the
+advantage of the episode it belongs to (method.md section 5).
+
+Old log-probs: a row's `old_logprobs` are the sampler's log-probs when the sampler drew from the model's
+own distribution (temperature 1, top_p 1, top_k 0); otherwise they are None and the update uses the
+current policy's detached log-probs, which is exact here because each batch gets a single optimizer step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from atommem.llm.base import chat_prompt_ids
+
+
+def group_advantages(rewards: Sequence[float], group_size: int, std_normalize: bool = False) -> list[float]:
+    """Advantage = reward - mean of its group (consecutive blocks of `group_size`); optionally / group std."""
+    if len(rewards) % group_size:
+        raise ValueError(f"{len(rewards)} rewards do not split into groups of {group_size}")
+    advantages = []
+    for start in range(0, len(rewards), group_size):
+        group = torch.tensor(rewards[start : start + group_size], dtype=torch.float64)
+        centred = group - group.mean()
+        if std_normalize:
+            # unbiased std as in DeepSeekMath; a constant group has zero advantage anyway
+            centred = centred / (group.std() + 1e-4) if group_size > 1 else centred
+        advantages.extend(centred.tolist())
+    return advantages
+
+
+@dataclass
+class TurnRow:
+    """One training sequence: a turn's prompt, the sampled response and its episode's advantage."""
+
+    prompt_ids: list[int]
+    completion_ids: list[int]
+    old_logprobs: list[float] | None
+    advantage: float
+
+
+def sampler_is_exact(sampling) -> bool:
+    """True when the sampler drew from the model's own distribution, so its log-probs are the old log-probs."""
+    return sampling.temperature == 1.0 and sampling.top_p >= 1.0 and sampling.top_k == 0
+
+
+def build_rows(trajectories, advantages: Sequence[float], tokenizer, use_sampler_logprobs: bool) -> list[TurnRow]:
+    """Every turn of every trajectory becomes a row with its trajectory's advantage.
+
+    Token ids come from the rollout when the turn recorded them (exactly the sampled tokens); otherwise the
+    prompt is re-rendered with the chat template and the response re-tokenised, ending with EOS.
+    """
+    rows = []
+    for trajectory, advantage in zip(trajectories, advantages, strict=True):
+        for turn in trajectory.turns:
+            if turn.completion_ids is not None:
+                prompt_ids, completion_ids = list(turn.prompt_ids), list(turn.completion_ids)
+                logprobs = list(turn.logprobs) if use_sampler_logprobs and turn.logprobs is not None else None
+            else:
+                prompt_ids = chat_prompt_ids(tokenizer, turn.messages)
+                completion_ids = tokenizer(turn.response, add_special_tokens=False)["input_ids"]
+                completion_ids.append(tokenizer.eos_token_id)
+                logprobs = None
+            if completion_ids:
+                rows.append(TurnRow(prompt_ids, completion_ids, logprobs, float(advantage)))
+    return rows
+
+
+@dataclass
+class Batch:
+    """Rows packed as [left-padded prompt | right-padded completion] so completions share positions."""
+
+    input_ids: torch.Tensor  # (B, P + C)
+    attention_mask: torch.Tensor  # (B, P + C)
+    position_ids: torch.Tensor  # (B, P + C), counted from each row's first real token
+    completion_mask: torch.Tensor  # (B, C) float, 1 on real completion tokens
+    completion_ids: torch.Tensor  # (B, C)
+    old_logprobs: torch.Tensor | None  # (B, C) or None when any row lacks sampler log-probs
+    advantages: torch.Tensor  # (B,)
+
+
+def collate(rows: Sequence[TurnRow], device: torch.device | str = "cpu", pad_id: int = 0) -> Batch:
+    """Pad a micro-batch; pad ids are never attended to nor scored, so any valid id works."""
+    prompt_len = max(len(r.prompt_ids) for r in rows)
+    completion_len = max(len(r.completion_ids) for r in rows)
+    ids, attn, comp_ids, comp_mask, old = [], [], [], [], []
+    for r in rows:
+        left = prompt_len - len(r.prompt_ids)
+        right = completion_len - len(r.completion_ids)
+        ids.append([pad_id] * left + r.prompt_ids + r.completion_ids + [pad_id] * right)
+        attn.append([0] * left + [1] * (len(r.prompt_ids) + len(r.completion_ids)) + [0] * right)
+        comp_ids.append(r.completion_ids + [pad_id] * right)
+        comp_mask.append([1.0] * len(r.completion_ids) + [0.0] * right)
+        if r.old_logprobs is not None:
+            old.append(r.old_logprobs + [0.0] * right)
+    attention_mask = torch.tensor(attn, device=device)
+    return Batch(
+        input_ids=torch.tensor(ids, device=device),
+        attention_mask=attention_mask,
+        position_ids=(attention_mask.cumsum(-1) - 1).clamp(min=0),
+        completion_mask=torch.tensor(comp_mask, device=device),
+        completion_ids=torch.tensor(comp_ids, device=device),
+        old_logprobs=torch.tensor(old, device=device) if len(old) == len(rows) else None,
+        advantages=torch.tensor([r.advantage for r in rows], device=device, dtype=torch.float32),
+    )
+
+
+def completion_logprobs(model, batch: Batch, temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token log-probs of the completion tokens (with grad if enabled) and their entropy (no grad)."""
+    completion_len = batch.completion_ids.shape[1]
+    # keep only the logits that predict completion tokens: the last C+1 positions minus the final one
+    logits = model(
+        input_ids=batch.input_ids,
+        attention_mask=batch.attention_mask,
+        position_ids=batch.position_ids,
+        logits_to_keep=completion_len + 1,
+        use_cache=False,
+    ).logits[:, :-1, :].float()
+    if temperature > 0:
+        logits = logits / temperature
+    log_probs = F.log_softmax(logits, dim=-1)
+    token_logprobs = log_probs.gather(-1, batch.completion_ids.unsqueeze(-1)).squeeze(-1)
+    with torch.no_grad():
+        entropy = -(log_probs.exp() * log_probs).sum(-1)
+    return token_logprobs, entropy
+
+
+@dataclass
+class TokenLoss:
+    loss: torch.Tensor  # per token: -min(r*A, clip(r)*A) + kl_coef * kl
+    kl: torch.Tensor  # per token k3 estimate of KL(policy || reference); zeros without a reference
+    clipped: torch.Tensor  # per token bool: the clipped branch was taken (no policy gradient)
+
+
+def token_loss(
+    new_logprobs: torch.Tensor,
+    old_logprobs: torch.Tensor,
+    advantages: torch.Tensor,
+    clip_low: float,
+    clip_high: float,
+    ref_logprobs: torch.Tensor | None = None,
+    kl_coef: float = 0.0,
+) -> TokenLoss:
+    """The clipped surrogate per token (asymmetric clip range 1-clip_low .. 1+clip_high) plus k3 KL."""
+    advantages = advantages.unsqueeze(-1) if advantages.dim() == new_logprobs.dim() - 1 else advantages
+    ratio = torch.exp(new_logprobs - old_logprobs)
+    unclipped = ratio * advantages
+    clipped = torch.clamp(ratio, 1 - clip_low, 1 + clip_high) * advantages
+    loss = -torch.min(unclipped, clipped)
+    is_clipped = ((ratio < 1 - clip_low) & (advantages < 0)) | ((ratio > 1 + clip_high) & (advantages > 0))
+    if ref_logprobs is None:
+        kl = torch.zeros_like(new_logprobs)
+    else:
+        # k3 "low-variance" estimator (Schulman): unbiased, always >= 0
+        delta = ref_logprobs - new_logprobs
+        kl = torch.exp(delta) - delta - 1
+        loss = loss + kl_coef * kl
+    return TokenLoss(loss=loss, kl=kl, clipped=is_clipped)
+
+
+@dataclass
+class LossConfig:
+    clip_low: float = 0.2
+    clip_high: float = 0.28
+    kl_coef: float = 0.001
+    temperature: float = 1.0
+    micro_batch_size: int = 4
+    max_grad_norm: float = 1.0
+
+
+def policy_update(model, ref_model, rows: Sequence[TurnRow], optimizer, scheduler, accelerator, cfg: LossConfig) -> dict:
+    """One optimizer step on all rows: micro-batches accumulate gradients of the token-mean loss.
+
+    The loss of a micro-batch is its summed token loss divided by the number of completion tokens of the
+    whole step (over all processes), so the accumulated gradient is the exact token mean. Every process
+    runs the same number of micro-batches (padding with zero-weight repeats) because sharded models
+    (FSDP) need every forward to be collective.
+    """
+    model.train()
+    micro_batches = [rows[i : i + cfg.micro_batch_size] for i in range(0, len(rows), cfg.micro_batch_size)]
+    local_tokens = sum(len(r.completion_ids) for r in rows)
+    counts = accelerator.gather(torch.tensor([len(micro_batches), local_tokens], device=accelerator.device))
+    counts = counts.view(-1, 2)
+    num_micro, global_tokens = int(counts[:, 0].max()), int(counts[:, 1].sum())
+    # DDP/FSDP average gradients over processes; multiply back so the result is sum / global tokens
+    scale = accelerator.num_processes / max(global_tokens, 1)
+
+    totals = {"loss": 0.0, "kl": 0.0, "clipped": 0.0, "entropy": 0.0}
+    optimizer.zero_grad(set_to_none=True)
+    for i in range(num_micro):
+        padding_repeat = i >= len(micro_batches)
+        batch = collate(micro_batches[-1] if padding_repeat else micro_batches[i], accelerator.device)
+        new_logprobs, entropy = completion_logprobs(model, batch, cfg.temperature)
+        ref_logprobs = None
+        if ref_model is not None and cfg.kl_coef > 0:
+            with torch.no_grad():
+                ref_logprobs, _ = completion_logprobs(ref_model, batch, cfg.temperature)
+        old_logprobs = batch.old_logprobs if batch.old_logprobs is not None else new_logprobs.detach()
+        terms = token_loss(new_logprobs, old_logprobs, batch.advantages, cfg.clip_low, cfg.clip_high,
+                           ref_logprobs, cfg.kl_coef)
+        mask = batch.completion_mask
+        weight = 0.0 if padding_repeat else scale
+        accelerator.backward((terms.loss * mask).sum() * weight)
+        if not padding_repeat:
+            totals["loss"] += float((terms.loss.detach() * mask).sum())
+            totals["kl"] += float((terms.kl.detach() * mask).sum())
+            totals["clipped"] += float((terms.clipped.float() * mask).sum())
+            totals["entropy"] += float((entropy * mask).sum())
+    grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+
+    summed = accelerator.reduce(torch.tensor(list(totals.values()), device=accelerator.device), "sum")
+    denom = max(global_tokens, 1)
+    loss, kl, clipped, entropy_sum = (float(x) / denom for x in summed)
+    return {"loss": loss, "kl": kl, "clip_frac": clipped, "entropy": entropy_sum,
+            "grad_norm": float(grad_norm), "tokens": global_tokens}

@@ -1,0 +1,136 @@
+"""GRPO: advantages, per-turn rows, the clipped token loss and one policy update on the tiny model."""
+
+import copy
+import math
+
+import pytest
+import torch
+from accelerate import Accelerator
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from atommem.agent.env import TurnRecord, Trajectory
+from atommem.llm.base import chat_prompt_ids
+from atommem.train.grpo import (
+    LossConfig,
+    TurnRow,
+    build_rows,
+    collate,
+    completion_logprobs,
+    group_advantages,
+    policy_update,
+    token_loss,
+)
+
+
+def test_group_advantages_subtract_group_mean():
+    assert group_advantages([1.0, 0.0, 0.5, 0.5], group_size=2) == pytest.approx([0.5, -0.5, 0.0, 0.0])
+    normalised = group_advantages([1.0, 0.0, 0.0, 1.0], group_size=4, std_normalize=True)
+    scale = 0.5 / (math.sqrt(1 / 3) + 1e-4)  # unbiased std of [1, 0, 0, 1]
+    assert normalised == pytest.approx([scale, -scale, -scale, scale])
+    with pytest.raises(ValueError):
+        group_advantages([1.0, 0.0, 1.0], group_size=2)
+
+
+def test_token_loss_is_the_hand_computed_clipped_objective():
+    ratios = torch.tensor([[1.5, 0.5], [1.1, 0.7]])
+    new = torch.log(ratios).requires_grad_()
+    old = torch.zeros(2, 2)
+    advantages = torch.tensor([2.0, -1.0])
+    ref = new.detach() + torch.tensor([[0.5, 0.0], [-0.5, 0.0]])
+    terms = token_loss(new, old, advantages, clip_low=0.2, clip_high=0.28, ref_logprobs=ref, kl_coef=0.1)
+
+    # row 0 (A=+2): 1.5 -> min(3.0, 1.28*2) = 2.56; 0.5 -> min(1.0, 0.8*2) = 1.0
+    # row 1 (A=-1): 1.1 -> min(-1.1, -1.1) = -1.1; 0.7 -> min(-0.7, -0.8) = -0.8
+    surrogate = torch.tensor([[2.56, 1.0], [-1.1, -0.8]])
+    k3 = lambda d: math.exp(d) - d - 1  # noqa: E731
+    kl = torch.tensor([[k3(0.5), 0.0], [k3(-0.5), 0.0]])
+    assert torch.allclose(terms.kl, kl, atol=1e-6)
+    assert torch.allclose(terms.loss, -surrogate + 0.1 * kl, atol=1e-6)
+    assert terms.clipped.tolist() == [[True, False], [False, True]]
+
+    # clipped tokens carry no policy gradient, only the KL gradient
+    terms.loss.sum().backward()
+    kl_grad = 0.1 * -(torch.exp(torch.tensor(-0.5)) - 1)  # d/dnew of k3(ref - new) at delta = -0.5
+    assert new.grad[0, 0].item() == pytest.approx(0.1 * -(math.exp(0.5) - 1), abs=1e-6)
+    assert new.grad[1, 1].item() == pytest.approx(0.0, abs=1e-7)
+    assert new.grad[1, 0].item() == pytest.approx(1.1 + kl_grad.item(), abs=1e-6)  # -(-1 * ratio)
+    assert new.grad[0, 1].item() == pytest.approx(-2 * 0.5, abs=1e-6)
+
+
+def _turn(messages, response, ids=None):
+    prompt_ids, completion_ids, logprobs = ids or (None, None, None)
+    return TurnRecord(turn=0, phase="read", chunk_index=0, question_index=None, messages=messages,
+                      response=response, ops=[], invalid={}, ignored={}, store_size=0, prompt_tokens=0,
+                      completion_tokens=0, prompt_ids=prompt_ids, completion_ids=completion_ids,
+                      logprobs=logprobs)
+
+
+def _trajectory(turns):
+    return Trajectory(sample_id="s", benchmark="hotpotqa", num_docs=2, turns=turns, answers=[None],
+                      answer_status=["turn_cap"], truncated=False, num_chunks=1, context_tokens=10,
+                      peak_store_size=0)
+
+
+def test_build_rows_use_rollout_ids_or_retokenise(tiny_model_dir):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    messages = [{"role": "system", "content": "sys"}, {"role": "user", "content": "hello"}]
+    sampled = _turn(messages, "x", ([1, 2, 3], [7, 8], [-0.1, -0.2]))
+    recomputed = _turn(messages, "<add_memory>fact</add_memory>")
+    rows = build_rows([_trajectory([sampled]), _trajectory([recomputed])], [0.5, -0.5], tokenizer,
+                      use_sampler_logprobs=True)
+    assert rows[0] == TurnRow([1, 2, 3], [7, 8], [-0.1, -0.2], 0.5)
+    assert rows[1].prompt_ids == chat_prompt_ids(tokenizer, messages)
+    assert tokenizer.decode(rows[1].completion_ids[:-1]) == "<add_memory>fact</add_memory>"
+    assert rows[1].completion_ids[-1] == tokenizer.eos_token_id
+    assert rows[1].old_logprobs is None and rows[1].advantage == -0.5
+
+    no_sampler = build_rows([_trajectory([sampled])], [0.5], tokenizer, use_sampler_logprobs=False)
+    assert no_sampler[0].old_logprobs is None
+
+
+def _rows(tokenizer):
+    prompt = chat_prompt_ids(tokenizer, [{"role": "user", "content": "Where is Paris?"}])
+    good = tokenizer("<add_memory>Paris is in France.</add_memory>", add_special_tokens=False)["input_ids"]
+    bad = tokenizer("blah blah", add_special_tokens=False)["input_ids"]
+    return [TurnRow(prompt, good, None, 1.0), TurnRow(prompt[:-2], bad, None, -1.0)]
+
+
+def _sequence_logprobs(model, rows):
+    with torch.no_grad():
+        logprobs, _ = completion_logprobs(model, collate(rows))
+    return (logprobs * collate(rows).completion_mask).sum(-1)
+
+
+def test_one_grpo_step_moves_logprobs_with_the_advantage(tiny_model_dir):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    ref_model = copy.deepcopy(model).eval()
+    rows = _rows(tokenizer)
+    before = _sequence_logprobs(model, rows)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    stats = policy_update(model, ref_model, rows, optimizer, scheduler, Accelerator(cpu=True),
+                          LossConfig(micro_batch_size=1, kl_coef=0.001))
+    after = _sequence_logprobs(model, rows)
+    assert after[0] > before[0]  # positive advantage: more likely
+    assert after[1] < before[1]  # negative advantage: less likely
+    # on-policy first step: ratio 1, nothing clipped, zero KL to an identical reference
+    assert stats["clip_frac"] == 0.0 and stats["kl"] == pytest.approx(0.0, abs=1e-7)
+    assert stats["tokens"] == sum(len(r.completion_ids) for r in rows)
+    assert stats["entropy"] > 0
+
+
+def test_token_mean_does_not_depend_on_micro_batch_size(tiny_model_dir):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    rows = _rows(tokenizer)
+    results = []
+    for micro_batch_size in (1, 2):
+        model = copy.deepcopy(base)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+        stats = policy_update(model, None, rows, optimizer, scheduler, Accelerator(cpu=True),
+                              LossConfig(micro_batch_size=micro_batch_size, kl_coef=0.0, max_grad_norm=1e9))
+        results.append((stats, torch.cat([p.detach().flatten() for p in model.parameters()])))
+    assert results[0][0]["loss"] == pytest.approx(results[1][0]["loss"], abs=1e-6)
+    assert torch.allclose(results[0][1], results[1][1], atol=1e-6)

@@ -1,0 +1,100 @@
+"""tracking.py against a real MLflow sqlite store in tmp_path."""
+
+import subprocess
+import sys
+
+import pytest
+
+from atommem.tracking import (
+    TrackingConfig,
+    end_parent_run,
+    ensure_store,
+    start_parent_run,
+    tracked_run,
+)
+
+
+@pytest.fixture
+def cfg(tmp_path):
+    return TrackingConfig(enabled=True, tracking_uri=f"sqlite:///{tmp_path}/store/mlflow.db", experiment="t")
+
+
+def client(cfg):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=cfg.tracking_uri)
+
+
+def test_ensure_store_creates_once_with_absolute_artifacts(cfg, tmp_path):
+    first = ensure_store(cfg.tracking_uri, cfg.experiment)
+    assert ensure_store(cfg.tracking_uri, cfg.experiment) == first
+    assert (tmp_path / "store" / "mlflow.db").is_file()
+    location = client(cfg).get_experiment(first).artifact_location
+    assert location == (tmp_path / "store" / "mlartifacts").as_uri()
+
+
+def test_parent_and_nested_runs_with_params_metrics_tags_artifacts(cfg, tmp_path):
+    parent = start_parent_run(TrackingConfig(**{**cfg.__dict__, "run_name": "dag"}))
+    cfg.parent_run_id = parent
+    cfg.run_name = "rl-hotpotqa"
+    cfg.tags = {"rule": "rl", "dataset": "hotpotqa"}
+    params = {"model": {"name": "tiny"}, "steps": 3, "long": "x" * 7000, "disabled_ops": ["update"]}
+    params.update({f"extra{i}": i for i in range(120)})  # over MLflow's 100-per-batch limit
+    artifact = tmp_path / "summary.json"
+    artifact.write_text("{}")
+    with tracked_run(cfg, params) as run:
+        for step in range(3):
+            run.log_metrics({"step": step, "reward/mean": 0.5 + step / 10, "note": "skipped"})
+        run.log_artifact(artifact)
+    end_parent_run(cfg, parent)
+
+    c = client(cfg)
+    data = c.get_run(run.run_id).data
+    assert data.tags["mlflow.parentRunId"] == parent
+    assert data.tags["rule"] == "rl" and data.tags["mlflow.runName"] == "rl-hotpotqa"
+    assert data.params["model.name"] == "tiny" and data.params["disabled_ops"] == '["update"]'
+    assert len(data.params["long"]) == 6000 and data.params["long"].endswith("...")
+    assert "extra119" in data.params
+    history = c.get_metric_history(run.run_id, "reward/mean")
+    assert [(m.step, m.value) for m in history] == [(0, 0.5), (1, 0.6), (2, 0.7)]
+    assert "note" not in data.metrics and "step" not in data.metrics
+    assert [a.path for a in c.list_artifacts(run.run_id)] == ["summary.json"]
+    assert c.get_run(run.run_id).info.status == "FINISHED"
+    assert c.get_run(parent).info.status == "FINISHED"
+
+
+def test_failed_block_marks_run_failed(cfg):
+    with pytest.raises(RuntimeError):
+        with tracked_run(cfg, {}) as run:
+            raise RuntimeError("boom")
+    assert client(cfg).get_run(run.run_id).info.status == "FAILED"
+
+
+def test_disabled_is_a_noop(tmp_path):
+    cfg = TrackingConfig(enabled=False, tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    with tracked_run(cfg, {"a": 1}) as run:
+        run.log_metrics({"x": 1.0}, step=0)
+        run.log_artifact(tmp_path / "does-not-exist")
+    assert run.run_id is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_artifact_names_the_path(cfg, tmp_path):
+    with tracked_run(cfg) as run, pytest.raises(FileNotFoundError, match="nope.txt"):
+        run.log_artifact(tmp_path / "nope.txt")
+
+
+def test_concurrent_ensure_store_after_creation(cfg):
+    expected = ensure_store(cfg.tracking_uri, cfg.experiment)
+    code = (
+        "from atommem.tracking import ensure_store;"
+        f"print(ensure_store({cfg.tracking_uri!r}, {cfg.experiment!r}))"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        assert out.strip() == expected
