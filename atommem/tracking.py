@@ -161,6 +161,17 @@ def tracked_run(cfg: TrackingConfig, params: dict | None = None) -> Iterator[Tra
         yield TrackedRun(active.info.run_id)
 
 
+def summary_metrics(summary: dict) -> dict[str, float]:
+    """summary.json groups as MLflow metrics named `{group}/{metric}` ("hotpotqa_10/em_macro",
+    "overall/cost_wall_s"): the names the comparison notebook reads back."""
+    return {
+        f"{group}/{name}": value
+        for group, values in summary.get("groups", {}).items()
+        for name, value in values.items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool)
+    }
+
+
 def _truncate(value: str, limit: int) -> str:
     return value if len(value) <= limit else value[: limit - 3] + "..."
 

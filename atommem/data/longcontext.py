@@ -14,6 +14,7 @@ import logging
 import random
 from collections.abc import Sequence
 
+from atommem.errors import InputError
 from atommem.data.records import LongSample, Paragraph, QARecord, Question
 
 log = logging.getLogger(__name__)
@@ -22,8 +23,9 @@ MAX_GROUP_SIZE = 10
 SINGLE_QUESTION_PROBABILITY = 0.5
 
 
-def group_sizes(num_questions: int, seed: int) -> list[int]:
-    """Sizes of consecutive question groups covering `num_questions`: 1 with probability 0.5, else 2..10.
+def group_sizes(num_questions: int, seed: int, max_group_size: int = MAX_GROUP_SIZE) -> list[int]:
+    """Sizes of consecutive question groups covering `num_questions`: 1 with probability 0.5, else
+    uniform in 2..max_group_size (10 in the paper).
 
     The last group is cut short to what is left. Depends only on the seed and the count, so every
     `num_docs` setting groups the same questions together.
@@ -31,7 +33,8 @@ def group_sizes(num_questions: int, seed: int) -> list[int]:
     rng = random.Random(seed)
     sizes, covered = [], 0
     while covered < num_questions:
-        size = 1 if rng.random() < SINGLE_QUESTION_PROBABILITY else rng.randint(2, MAX_GROUP_SIZE)
+        single = max_group_size == 1 or rng.random() < SINGLE_QUESTION_PROBABILITY
+        size = 1 if single else rng.randint(2, max_group_size)
         size = min(size, num_questions - covered)
         sizes.append(size)
         covered += size
@@ -64,8 +67,9 @@ def _own_documents(group: Sequence[QARecord], num_docs: int, group_index: int) -
     if len(own) <= num_docs:
         return list(own.values())
     if len(gold) > num_docs:
-        raise ValueError(
-            f"num_docs={num_docs} is smaller than the {len(gold)} supporting paragraphs of group {group_index}"
+        raise InputError(
+            f"num_docs={num_docs} is smaller than the {len(gold)} supporting paragraphs of group {group_index}: "
+            "raise num_docs or lower max_group_size"
         )
     distractors = [p for key, p in own.items() if key not in gold]
     return list(gold.values()) + distractors[: num_docs - len(gold)]
@@ -107,15 +111,20 @@ def build_long_samples(
     benchmark: str | None = None,
     max_questions: int | None = None,
     max_samples: int | None = None,
+    skip_questions: int = 0,
+    max_group_size: int = MAX_GROUP_SIZE,
 ) -> list[LongSample]:
     """Cut `records` (file order) into question groups and build one `LongSample` per group.
 
     The random pool is every distinct paragraph of `records` (the whole split), even when
-    `max_questions` keeps only the first questions. `max_samples` keeps only the first groups.
+    `max_questions` keeps only the first questions after skipping `skip_questions` (so one file gives a
+    train and a held-out split). `max_samples` keeps only the first groups.
     `benchmark` defaults to the records' own benchmark name (used in sample ids).
     """
     if num_docs < 1:
         raise ValueError(f"num_docs must be at least 1, got {num_docs}")
+    if max_group_size < 1:
+        raise ValueError(f"max_group_size must be at least 1, got {max_group_size}")
     if not records:
         raise ValueError("no records to build samples from")
     names = list(dict.fromkeys(r.benchmark for r in records))
@@ -125,10 +134,12 @@ def build_long_samples(
         benchmark = names[0]
 
     pool = paragraph_pool(records)
-    questions = list(records[:max_questions] if max_questions is not None else records)
+    questions = list(records[skip_questions:])
+    if max_questions is not None:
+        questions = questions[:max_questions]
     samples: list[LongSample] = []
     start = 0
-    for group_index, size in enumerate(group_sizes(len(questions), seed)):
+    for group_index, size in enumerate(group_sizes(len(questions), seed, max_group_size)):
         if max_samples is not None and group_index >= max_samples:
             break
         group = questions[start : start + size]

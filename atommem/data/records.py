@@ -146,3 +146,24 @@ class LongSample:
             documents=[Paragraph.from_dict(d) for d in _require(data, "documents", what)],
             context=_require(data, "context", what),
         )
+
+
+def read_samples(path, max_samples: int | None = None) -> list[LongSample]:
+    """Long-context samples from a JSONL file written by `atommem prepare`."""
+    from pathlib import Path
+
+    from atommem.errors import InputError
+    from atommem.io import read_jsonl
+
+    if not Path(path).is_file():
+        raise InputError(f"samples file not found: {path} (build it with `atommem prepare`)")
+    rows = read_jsonl(path)
+    if max_samples is not None:
+        rows = rows[:max_samples]
+    samples = []
+    for line_no, row in enumerate(rows, 1):
+        try:
+            samples.append(LongSample.from_dict(row))
+        except (ValueError, TypeError, KeyError) as err:
+            raise InputError(f"{path}: line {line_no}: {err}") from None
+    return samples

@@ -26,7 +26,9 @@ class PrepareConfig:
     sha256: str | None = None  # expected checksum of the downloaded file
     num_docs: int = 200
     seed: int = 42
-    max_questions: int | None = None  # only the first M questions of the split
+    skip_questions: int = 0  # start after the first K questions of the file (train / held-out splits)
+    max_questions: int | None = None  # only the first M questions (after skipping)
+    max_group_size: int = 10  # questions per sample are 1 (p=0.5) or uniform 2..max_group_size
     max_samples: int | None = None  # only the first S samples
     out: str = ""  # samples JSONL
     stats_out: str | None = None  # statistics JSON
@@ -95,6 +97,8 @@ def main(cfg: PrepareConfig) -> None:
         benchmark=cfg.benchmark,
         max_questions=cfg.max_questions,
         max_samples=cfg.max_samples,
+        skip_questions=cfg.skip_questions,
+        max_group_size=cfg.max_group_size,
     )
     write_jsonl_atomic(cfg.out, (s.to_dict() for s in samples))
     log.info("wrote %d samples to %s", len(samples), cfg.out)

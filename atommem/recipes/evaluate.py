@@ -1,0 +1,137 @@
+"""`atommem evaluate`: run one memory method on one samples file and score every question.
+
+Writes to `out_dir`: predictions.jsonl (one scored row per question, with cost columns),
+trajectories.jsonl (methods with agent turns), summary.json (macro/micro EM, F1, judge, mean costs).
+Finished batches are kept in `out_dir/partial.jsonl`, so a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from atommem.agent.env import EnvConfig
+from atommem.config import ConfigError
+from atommem.data.records import read_samples
+from atommem.eval.judge import JudgeConfig
+from atommem.eval.scoring import add_judgements, score_trajectories, summarize, write_results
+from atommem.io import read_jsonl, write_jsonl_atomic
+from atommem.llm.base import ModelConfig, SamplingConfig, build_llm
+from atommem.memory.embedders import EmbedderConfig, build_embedder
+from atommem.methods.base import MethodContext, MethodResult
+from atommem.methods.registry import get_method
+from atommem.tracking import TrackingConfig, summary_metrics, tracked_run
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvaluateConfig:
+    method: str = "atommem"  # see atommem.methods.registry
+    run: str = "atommem-zero-shot"  # label of this evaluation (tables, MLflow run name)
+    policy: str = "zero-shot"  # label of the model checkpoint (zero-shot | sft | rl | ...)
+    samples: str = ""  # JSONL from `atommem prepare`
+    out_dir: str = ""
+    max_samples: int | None = None
+    batch_size: int = 8  # samples processed together (lock-step episodes)
+    progress: bool = True
+    model: ModelConfig = field(default_factory=ModelConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    method_options: dict = field(default_factory=dict)
+
+
+CONFIG_CLASS = EvaluateConfig
+
+
+def check_config(cfg: EvaluateConfig) -> None:
+    """Fail on bad input before any model is loaded."""
+    if not cfg.samples:
+        raise ConfigError("samples: required (a JSONL file from `atommem prepare`)")
+    if not cfg.out_dir:
+        raise ConfigError("out_dir: required")
+    if cfg.batch_size < 1:
+        raise ConfigError(f"batch_size: must be >= 1, got {cfg.batch_size}")
+    if cfg.judge.enabled and not (cfg.judge.base_url and cfg.judge.model):
+        raise ConfigError("judge.base_url and judge.model are required when judge.enabled is true")
+    get_method(cfg.method)
+
+
+def main(cfg: EvaluateConfig) -> dict:
+    check_config(cfg)
+    samples = read_samples(cfg.samples, cfg.max_samples)
+    out_dir = Path(cfg.out_dir)
+    partial = out_dir / "partial.jsonl"
+    done = {row["sample_id"]: MethodResult.from_dict(row) for row in _read_partial(partial)}
+    todo = [s for s in samples if s.id not in done]
+    log.info("%s on %s: %d samples (%d already done)", cfg.method, cfg.samples, len(samples), len(done))
+
+    with tracked_run(cfg.tracking, params=asdict(cfg)) as tracker:
+        if todo:
+            ctx = MethodContext(
+                llm=build_llm(cfg.model),
+                sampling=cfg.sampling,
+                embedder=build_embedder(cfg.embedder),
+                env=cfg.env,
+                batch_size=cfg.batch_size,
+                options=cfg.method_options,
+                progress=cfg.progress,
+            )
+            method = get_method(cfg.method)
+            for start in range(0, len(todo), cfg.batch_size):
+                for result in method.run(todo[start : start + cfg.batch_size], ctx):
+                    done[result.sample_id] = result
+                _append_partial(partial, [done[s.id] for s in todo[start : start + cfg.batch_size]])
+                log.info("finished %d/%d samples", len(done), len(samples))
+
+        results = [done[s.id] for s in samples]
+        rows = score_trajectories(results, samples)
+        cost_by_sample = {r.sample_id: r.cost() for r in results}
+        for row in rows:
+            row.update(cost_by_sample[row["sample_id"]])
+        if cfg.judge.enabled:
+            add_judgements(rows, cfg.judge)
+        summary = {"method": cfg.method, "policy": cfg.policy, "run": cfg.run, "config": asdict(cfg), **summarize(rows)}
+        trajectories = [r.trajectory.to_dict() for r in results if r.trajectory is not None]
+        if trajectories:
+            write_jsonl_atomic(out_dir / "trajectories.jsonl", trajectories)
+        write_results(rows, summary, out_dir)
+        partial.unlink(missing_ok=True)
+        tracker.log_metrics(summary_metrics(summary))
+        tracker.log_artifact(out_dir / "summary.json")
+    overall = summary["overall"]
+    log.info("%s: EM %.3f (macro) / %.3f (micro), F1 %.3f over %d questions -> %s", cfg.run,
+             overall.get("em_macro", 0.0), overall.get("em_micro", 0.0), overall.get("f1_macro", 0.0),
+             overall["n_questions"], out_dir)
+    return summary
+
+
+def _read_partial(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    try:
+        return read_jsonl(path)
+    except ValueError:
+        # a line cut by a kill: keep the complete lines before it
+        rows = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+        return rows
+
+
+def _append_partial(path: Path, results: list[MethodResult]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        for result in results:
+            f.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
