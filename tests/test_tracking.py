@@ -1,5 +1,6 @@
 """tracking.py against a real MLflow sqlite store in tmp_path."""
 
+import dataclasses
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ from atommem.tracking import (
     end_parent_run,
     ensure_store,
     start_parent_run,
+    summary_metrics,
     tracked_run,
 )
 
@@ -34,7 +36,7 @@ def test_ensure_store_creates_once_with_absolute_artifacts(cfg, tmp_path):
 
 
 def test_parent_and_nested_runs_with_params_metrics_tags_artifacts(cfg, tmp_path):
-    parent = start_parent_run(TrackingConfig(**{**cfg.__dict__, "run_name": "dag"}))
+    parent = start_parent_run(dataclasses.replace(cfg, run_name="dag"))
     cfg.parent_run_id = parent
     cfg.run_name = "rl-hotpotqa"
     cfg.tags = {"rule": "rl", "dataset": "hotpotqa"}
@@ -98,3 +100,13 @@ def test_concurrent_ensure_store_after_creation(cfg):
         out, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
         assert out.strip() == expected
+
+
+def test_summary_metrics_names():
+    summary = {"groups": {"hotpotqa_10": {"em_macro": 0.5, "n": 3, "flag": True, "note": "x"}, "overall": {"em_macro": 0.4}}}
+    assert summary_metrics(summary) == {"hotpotqa_10/em_macro": 0.5, "hotpotqa_10/n": 3, "overall/em_macro": 0.4}
+
+
+def test_modules_do_not_import_mlflow():
+    code = "import sys, atommem.tracking, atommem.recipes.plot, atommem.recipes.compare; print('mlflow' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"

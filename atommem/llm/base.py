@@ -6,12 +6,16 @@ torch, transformers or vllm.
 
 from __future__ import annotations
 
+import functools
 import importlib
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
+
+log = logging.getLogger("atommem.llm")
 
 Conversation = list[dict]  # [{"role": "system", "content": ...}, {"role": "user", "content": ...}, ...]
 
@@ -88,6 +92,29 @@ def chat_prompt_ids(tokenizer, conversation: Conversation) -> list[int]:
     )
     # the template already writes any BOS/special tokens; adding them again would duplicate them
     return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def fit_prompt(ids: list[int], max_model_len: int, max_new_tokens: int) -> list[int]:
+    """Keep the last `max_model_len - max_new_tokens` prompt tokens (warned once per process): failing
+    mid-run on one long prompt would waste a whole evaluation or RL step."""
+    budget = max_model_len - max_new_tokens
+    if budget < 1:
+        raise ValueError(
+            f"sampling.max_new_tokens ({max_new_tokens}) leaves no room for the prompt "
+            f"within model.max_model_len ({max_model_len})"
+        )
+    if len(ids) <= budget:
+        return ids
+    _warn_truncation_once(len(ids), budget)
+    return ids[-budget:]
+
+
+@functools.cache  # first call logs; later calls hit the cache and stay silent
+def _warn_truncation_once(length: int = 0, budget: int = 0) -> None:
+    log.warning(
+        "a prompt of %d tokens exceeds model.max_model_len - sampling.max_new_tokens = %d; keeping its "
+        "last %d tokens (further truncations are not logged)", length, budget, budget,
+    )
 
 
 def row_seed(seed: int, index: int) -> int:

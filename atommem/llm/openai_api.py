@@ -32,7 +32,10 @@ class OpenAIBackend:
         api_key = os.environ.get(cfg.api_key_env)
         if api_key:
             self.headers["Authorization"] = f"Bearer {api_key}"
-        self.tokenizer = _load_tokenizer(cfg)
+        # the name the server knows: `vllm serve X` / `transformers serve X` serve under X, so aliases send
+        # what they resolve to (a hub id, or the converted folder that was served)
+        self.model_name = resolve_model(cfg.name)
+        self.tokenizer = _load_tokenizer(cfg.tokenizer, self.model_name)
         # Qwen3-style templates think unless told not to; vLLM and transformers serve accept this field
         self.template_kwargs = chat_template_kwargs(self.tokenizer) if self.tokenizer is not None else {}
 
@@ -45,7 +48,7 @@ class OpenAIBackend:
 
     def _one(self, conversation: Conversation, sampling: SamplingConfig, row: int) -> Generation:
         payload = {
-            "model": self.cfg.name,
+            "model": self.model_name,
             "messages": conversation,
             "temperature": sampling.temperature,
             "top_p": sampling.top_p,
@@ -103,33 +106,38 @@ class OpenAIBackend:
         )
 
 
-def _load_tokenizer(cfg: ModelConfig):
-    """The local tokenizer for chunking and token counts; optional unless cfg.tokenizer is set
+def _load_tokenizer(tokenizer: str | None, model_name: str):
+    """The local tokenizer for chunking and token counts; optional unless model.tokenizer is set
     (a hosted judge like gpt-4o-mini has none we could load)."""
     from transformers import AutoTokenizer
 
-    if cfg.tokenizer:
-        return AutoTokenizer.from_pretrained(resolve_model(cfg.tokenizer))
+    if tokenizer:
+        return AutoTokenizer.from_pretrained(resolve_model(tokenizer))
     try:
-        return AutoTokenizer.from_pretrained(resolve_model(cfg.name))
+        return AutoTokenizer.from_pretrained(model_name)
     except Exception as err:  # noqa: BLE001 - any load failure just means "no local tokenizer"
-        log.warning("no local tokenizer for model.name=%r (%s); set model.tokenizer to chunk or count "
-                    "tokens locally", cfg.name, err)
+        log.warning("no local tokenizer for model %r (%s); set model.tokenizer to chunk or count "
+                    "tokens locally", model_name, err)
         return None
 
 
 def wait_until_ready(base_url: str, timeout: float = 90.0, interval: float = 0.5) -> None:
-    """Poll GET {base_url}/models until the server answers 200, or raise TimeoutError naming base_url."""
-    url = f"{base_url.rstrip('/')}/models"
+    """Poll until GET {base_url}/models or the server's /health answers 200; else raise TimeoutError
+    naming base_url. (/health because transformers 5.17 serve answers /v1/models with HTTP 500 when the
+    hub cache folder does not exist, though it serves chat completions fine.)"""
+    base = base_url.rstrip("/")
+    root = base[: -len("/v1")] if base.endswith("/v1") else base
+    urls = [f"{base}/models", f"{root}/health"]
     deadline = time.monotonic() + timeout
     last_error = "no answer"
     while time.monotonic() < deadline:
-        try:
-            response = requests.get(url, timeout=min(5.0, timeout))
-            if response.status_code == 200:
-                return
-            last_error = f"HTTP {response.status_code}"
-        except (requests.ConnectionError, requests.Timeout) as err:
-            last_error = type(err).__name__
+        for url in urls:
+            try:
+                response = requests.get(url, timeout=min(5.0, timeout))
+                if response.status_code == 200:
+                    return
+                last_error = f"GET {url}: HTTP {response.status_code}"
+            except (requests.ConnectionError, requests.Timeout) as err:
+                last_error = f"GET {url}: {type(err).__name__}"
         time.sleep(interval)
-    raise TimeoutError(f"server at {base_url} not ready after {timeout:.0f} s (GET {url}: {last_error})")
+    raise TimeoutError(f"server at {base_url} not ready after {timeout:.0f} s ({last_error})")

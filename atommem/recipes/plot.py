@@ -39,15 +39,21 @@ def main(cfg: PlotConfig) -> None:
     if kind == "summary.json":
         written = draw(cfg.inputs, cfg.out)
     else:
-        runs = cfg.inputs if isinstance(cfg.inputs, dict) else {_folder_label(p): p for p in cfg.inputs}
+        runs = cfg.inputs if isinstance(cfg.inputs, dict) else _label_by_folder(cfg.inputs)
         extra = {"std_band": cfg.std_band} if cfg.figure == "train_reward" else {}
         written = draw(runs, cfg.out, smoothing=cfg.smoothing, **extra)
     log.info("wrote %s", ", ".join(map(str, written)))
 
 
-def _folder_label(path: str) -> str:
-    """results/train/{run}/metrics.jsonl -> {run}"""
-    return Path(path).parent.name
+def _label_by_folder(paths: list[str]) -> dict[str, str]:
+    """results/train/{run}/metrics.jsonl -> {run: path}; two files in same-named folders need labels."""
+    runs = {}
+    for i, path in enumerate(paths):
+        label = Path(path).parent.name
+        if label in runs:
+            raise ConfigError(f"inputs[{i}]: label {label!r} is taken; give inputs as {{label: path}}")
+        runs[label] = path
+    return runs
 
 
 CONFIG_CLASS = PlotConfig

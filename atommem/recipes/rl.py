@@ -1,0 +1,84 @@
+"""`atommem rl`: multi-turn GRPO of the memory agent (method.md section 5).
+
+    atommem rl --config config/rl.yaml --set samples=results/data/hotpotqa_train.jsonl --set out_dir=results/train/rl
+    accelerate launch --config_file config/accelerate/fsdp.yaml -m atommem.cli rl --config ... --set rollout=vllm
+
+Writes `out_dir/metrics.jsonl` (one row per step, the stable metric names of docs/architecture.md),
+`out_dir/checkpoints/step_N/` and `out_dir/final/` (a plain HF model folder). Started again after a crash
+it resumes from the latest complete checkpoint. The loop lives in atommem.train.rl_loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from atommem.agent.env import EnvConfig
+from atommem.config import ConfigError
+from atommem.llm.base import ModelConfig, SamplingConfig
+from atommem.memory.embedders import EmbedderConfig
+from atommem.tracking import TrackingConfig
+
+
+def _rollout_sampling() -> SamplingConfig:
+    # temperature 1.0 as in the paper; top_p 1.0 (paper: 0.99) so the sampler draws from exactly the
+    # distribution whose log-probs the loss uses (see atommem.train.grpo for how old log-probs are chosen)
+    return SamplingConfig(temperature=1.0, top_p=1.0, top_k=0, max_new_tokens=256)
+
+
+@dataclass
+class RLConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)  # policy init (usually the SFT folder)
+    ref_model: str | None = None  # frozen KL reference; None = the policy init (model.name)
+    samples: str = ""  # training samples JSONL
+    val_samples: str | None = None  # validated greedily every `validate_every` steps
+    val_max_samples: int | None = None
+    out_dir: str = ""
+    steps: int = 100
+    prompts_per_step: int = 8  # samples per step (over all processes)
+    group_size: int = 8  # episodes per sample; advantage = reward - group mean
+    learning_rate: float = 1e-6
+    warmup_steps: int = 20  # linear warmup, then constant
+    kl_coef: float = 0.001  # k3 KL to the reference; 0 skips loading the reference
+    clip_low: float = 0.2
+    clip_high: float = 0.28
+    std_normalize: bool = False
+    max_grad_norm: float = 1.0
+    micro_batch_size: int = 4  # turn rows per forward/backward; one optimizer step per RL step
+    gradient_checkpointing: bool = False
+    checkpoint_every: int = 10
+    keep_checkpoints: int = 2
+    validate_every: int = 10  # 0 = never
+    rollout: str = "hf"  # "hf" (shares the training model; CPU, one GPU) | "vllm" (colocated, GPU)
+    seed: int = 0
+    progress: bool = True
+    sampling: SamplingConfig = field(default_factory=_rollout_sampling)
+    embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+
+CONFIG_CLASS = RLConfig
+
+
+def check_config(cfg: RLConfig) -> None:
+    """Fail on bad input before any model is loaded."""
+    if not cfg.samples:
+        raise ConfigError("samples: required (a JSONL file from `atommem prepare`)")
+    if not cfg.out_dir:
+        raise ConfigError("out_dir: required")
+    if cfg.rollout not in ("hf", "vllm"):
+        raise ConfigError(f"rollout: unknown {cfg.rollout!r}; valid: hf, vllm")
+    if cfg.model.backend != "hf":
+        raise ConfigError("model.backend: the policy is trained locally, use hf (choose the engine with rollout)")
+    for name in ("steps", "prompts_per_step", "group_size", "micro_batch_size", "checkpoint_every"):
+        if getattr(cfg, name) < 1:
+            raise ConfigError(f"{name}: must be >= 1, got {getattr(cfg, name)}")
+    if cfg.sampling.temperature <= 0:
+        raise ConfigError("sampling.temperature: GRPO needs sampling (> 0) so a group's episodes differ")
+
+
+def main(cfg: RLConfig):
+    check_config(cfg)
+    from atommem.train.rl_loop import train  # torch/accelerate only when training
+
+    return train(cfg)

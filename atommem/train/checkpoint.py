@@ -1,0 +1,98 @@
+"""Training checkpoints that are either complete or invisible.
+
+A checkpoint is `checkpoints/step_{N}/`: accelerate's `save_state` files (model, optimizer, every object
+registered for checkpointing such as the LR scheduler, and the python/numpy/torch RNG states of each
+process) plus `trainer_state.json` (step, data position). It is written into a hidden temp folder that is
+renamed into place only once everything is on disk, so a run killed at any moment leaves either the
+previous checkpoints or the new one, never a half-written folder that `latest_checkpoint` would pick.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+from pathlib import Path
+
+from atommem.io import read_json, write_json_atomic
+
+log = logging.getLogger("atommem.train")
+
+STATE_FILE = "trainer_state.json"
+_STEP_DIR = re.compile(r"step_(\d+)")
+
+
+def checkpoint_steps(root: str | os.PathLike) -> list[tuple[int, Path]]:
+    """Complete checkpoints under `root`, oldest first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = []
+    for path in root.iterdir():
+        match = _STEP_DIR.fullmatch(path.name)
+        if match and path.is_dir() and (path / STATE_FILE).is_file():
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def latest_checkpoint(root: str | os.PathLike) -> Path | None:
+    steps = checkpoint_steps(root)
+    return steps[-1][1] if steps else None
+
+
+def save_checkpoint(accelerator, root: str | os.PathLike, step: int, state: dict, keep_last: int) -> Path:
+    """Save on every process (sharded states need all of them); the main process publishes and prunes."""
+    root = Path(root)
+    final = root / f"step_{step}"
+    tmp = root / f".tmp_step_{step}"
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)  # left by a run killed while saving
+        tmp.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        # the state file is the completeness marker: written last, after the other files reach the disk
+        _fsync_tree(tmp)
+        write_json_atomic(tmp / STATE_FILE, {"step": step, **state})
+        shutil.rmtree(final, ignore_errors=True)  # a re-run of this step after a resume replaces it
+        os.replace(tmp, final)
+        _fsync_dir(root)
+        if keep_last > 0:
+            for _, old in checkpoint_steps(root)[:-keep_last]:
+                shutil.rmtree(old)
+        log.info("checkpoint %s", final)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def load_checkpoint(accelerator, path: str | os.PathLike) -> dict:
+    """Restore model, optimizer, registered objects and RNG states; return the trainer state."""
+    path = Path(path)
+    accelerator.load_state(str(path))
+    return read_json(path / STATE_FILE)
+
+
+def remove_incomplete(root: str | os.PathLike) -> None:
+    """Delete temp folders of saves that never finished (main process, before training starts)."""
+    root = Path(root)
+    if root.is_dir():
+        for path in root.glob(".tmp_step_*"):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+    _fsync_dir(folder)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

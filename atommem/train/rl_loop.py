@@ -1,0 +1,320 @@
+"""The GRPO training loop: rollouts through the evaluation environment, per-turn rows, one update per step.
+
+Each step, with named phases:
+  1. sample      `prompts_per_step` samples at the saved data position (shared out over processes);
+  2. rollout     `group_size` episodes per sample in lock-step through Episode/run_lockstep, sampling
+                 from the current policy (the same environment and prompts as evaluation);
+  3. reward      fraction of a sample's questions answered with exact match, per episode;
+  4. advantage   reward - group mean (optionally / group std);
+  5. update      every turn a (prompt, response) row with its episode's advantage; clipped token loss
+                 + k3 KL to a frozen reference, token mean, grad clipping, one optimizer step;
+  6. log         metrics.jsonl + MLflow with the stable names of docs/architecture.md;
+  7. validate / checkpoint every N steps; `final/` at the end.
+
+Runs as one process on CPU, or under `accelerate launch` (DDP, or FSDP with the vLLM engine).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import shutil
+import statistics
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DistributedType, set_seed
+from transformers import AutoModelForCausalLM
+
+from atommem.agent.env import Episode, Trajectory
+from atommem.agent.runner import RolloutTimer, run_lockstep
+from atommem.data.records import LongSample, read_samples
+from atommem.eval.scoring import score_trajectory
+from atommem.io import read_jsonl, write_jsonl_atomic
+from atommem.llm.base import Conversation, Generation, SamplingConfig
+from atommem.llm.hf import DTYPES, HFBackend
+from atommem.llm.models import resolve_model
+from atommem.memory.embedders import build_embedder
+from atommem.tracking import tracked_run
+from atommem.train.checkpoint import latest_checkpoint, load_checkpoint, remove_incomplete, save_checkpoint
+from atommem.train.grpo import LossConfig, build_rows, group_advantages, policy_update
+
+if TYPE_CHECKING:
+    from atommem.recipes.rl import RLConfig
+
+log = logging.getLogger("atommem.train")
+
+OP_NAMES = ("create", "read", "update", "delete", "scratchpad")
+
+
+# ---- rollout engines ----------------------------------------------------------------------------------
+class HFRolloutEngine:
+    """Generates with the training model itself (shared parameters), so there are no weights to sync."""
+
+    def __init__(self, backend: HFBackend):
+        self.backend = backend
+        self.tokenizer = backend.tokenizer
+
+    def generate(self, conversations: list[Conversation], sampling: SamplingConfig) -> list[Generation]:
+        self.backend.model.eval()
+        return self.backend.generate(conversations, sampling)
+
+    def sync_weights(self, model) -> None:
+        pass
+
+
+class VLLMRolloutEngine:
+    """A vLLM engine colocated in each training process; `sync_weights` pushes the trained weights into it.
+
+    Parameters are gathered one at a time (FSDP2 DTensors -> full tensors), so the full model is never
+    materialised twice. Needs the `gpu` extra; vllm is imported by atommem.llm.vllm_backend only.
+    """
+
+    def __init__(self, model_cfg):
+        from atommem.llm.vllm_backend import VLLMBackend
+
+        self.backend = VLLMBackend(model_cfg)
+        self.tokenizer = self.backend.tokenizer
+
+    def generate(self, conversations: list[Conversation], sampling: SamplingConfig) -> list[Generation]:
+        return self.backend.generate(conversations, sampling)
+
+    @torch.no_grad()
+    def sync_weights(self, model) -> None:
+        vllm_model = self.backend.llm.llm_engine.model_executor.driver_worker.model_runner.model
+        for name, param in model.named_parameters():
+            tensor = param.full_tensor() if hasattr(param, "full_tensor") else param.data
+            vllm_model.load_weights([(name.replace("_checkpoint_wrapped_module.", ""), tensor)])
+        self.backend.llm.reset_prefix_cache()
+
+
+# ---- data -------------------------------------------------------------------------------------------
+def sample_indices(num_samples: int, position: int, count: int, seed: int) -> list[int]:
+    """Indices of the samples at data positions [position, position + count): one seeded shuffle per
+    epoch, so the order depends only on (seed, position) and resumes exactly from a checkpoint."""
+    indices = []
+    for p in range(position, position + count):
+        epoch, offset = divmod(p, num_samples)
+        order = list(range(num_samples))
+        random.Random(f"{seed}:{epoch}").shuffle(order)
+        indices.append(order[offset])
+    return indices
+
+
+def episode_reward(trajectory: Trajectory, sample: LongSample) -> float:
+    """Fraction of the sample's questions answered with exact match (no format reward, no op cost)."""
+    rows = score_trajectory(trajectory, sample)
+    return sum(r["em"] for r in rows) / len(rows)
+
+
+# ---- metrics ----------------------------------------------------------------------------------------
+def rollout_sums(trajectories: list[Trajectory], timer: RolloutTimer) -> dict[str, float]:
+    """Additive counts of one process's rollouts; turned into the stable per-turn metrics after a sum
+    over processes."""
+    turns = [t for traj in trajectories for t in traj.turns]
+    sums = {f"ops/{name}": 0.0 for name in OP_NAMES}
+    for turn in turns:
+        for op in turn.ops:
+            if op["name"] in OP_NAMES:
+                sums[f"ops/{op['name']}"] += 1
+    sums.update({
+        "turns": len(turns),
+        "episodes": len(trajectories),
+        "invalid": sum(sum(t.invalid.values()) for t in turns),
+        "store_size": sum(traj.turns[-1].store_size if traj.turns else 0 for traj in trajectories),
+        "active": sum(timer.active_per_turn),
+        "lockstep_turns": len(timer.active_per_turn),
+        "tokens/prompt": sum(t.prompt_tokens for t in turns),
+        "tokens/completion": sum(t.completion_tokens for t in turns),
+    })
+    return sums
+
+
+def step_metrics(step: int, sums: dict[str, float], rewards: list[float], update: dict, lr: float,
+                 times: dict[str, float]) -> dict:
+    turns = max(sums["turns"], 1)
+    metrics = {
+        "step": step,
+        "reward/mean": statistics.fmean(rewards),
+        "reward/std": statistics.pstdev(rewards),
+        **{f"ops/{name}_per_turn": sums[f"ops/{name}"] / turns for name in OP_NAMES},
+        "invalid/per_turn": sums["invalid"] / turns,
+        "store/size_mean": sums["store_size"] / sums["episodes"],
+        "episode/turns_mean": sums["turns"] / sums["episodes"],
+        "rollout/active_episodes_mean": sums["active"] / max(sums["lockstep_turns"], 1),
+        "loss": update["loss"],
+        "kl": update["kl"],
+        "clip_frac": update["clip_frac"],
+        "entropy": update["entropy"],
+        "grad_norm": update["grad_norm"],
+        "lr": lr,
+        "tokens/prompt": int(sums["tokens/prompt"]),
+        "tokens/completion": int(sums["tokens/completion"]),
+        **times,
+    }
+    return metrics
+
+
+def _sum_over_processes(accelerator: Accelerator, values: dict[str, float]) -> dict[str, float]:
+    keys = sorted(values)
+    tensor = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=accelerator.device)
+    return dict(zip(keys, accelerator.reduce(tensor, "sum").tolist(), strict=True))
+
+
+# ---- metrics.jsonl ----------------------------------------------------------------------------------
+def truncate_metrics(path: Path, last_step: int) -> None:
+    """Keep the rows of steps <= last_step: steps after the checkpoint are re-run after a resume."""
+    if path.exists():
+        write_jsonl_atomic(path, [row for row in read_jsonl(path) if row["step"] <= last_step])
+
+
+def append_metrics(path: Path, row: dict) -> None:
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(row) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+# ---- validation -------------------------------------------------------------------------------------
+def validate(cfg: RLConfig, accelerator, engine, samples: list[LongSample], embedder) -> dict[str, float]:
+    """Greedy EM/F1 on the validation samples (macro: mean over samples of the per-sample mean)."""
+    mine = samples[accelerator.process_index :: accelerator.num_processes]
+    episodes = [Episode(s, cfg.env, embedder, engine.tokenizer) for s in mine]
+    greedy = replace(cfg.sampling, temperature=0.0)
+    trajectories = run_lockstep(episodes, engine, greedy, progress=False) if episodes else []
+    sums = {"em": 0.0, "f1": 0.0, "n": float(len(mine))}
+    for trajectory, sample in zip(trajectories, mine, strict=True):
+        rows = score_trajectory(trajectory, sample)
+        sums["em"] += sum(r["em"] for r in rows) / len(rows)
+        sums["f1"] += sum(r["f1"] for r in rows) / len(rows)
+    total = _sum_over_processes(accelerator, sums)
+    return {"val/em": total["em"] / total["n"], "val/f1": total["f1"] / total["n"]}
+
+
+# ---- setup ------------------------------------------------------------------------------------------
+def _warmup_then_constant(warmup_steps: int):
+    return lambda step: min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
+
+
+def _load_reference(cfg: RLConfig, device) -> torch.nn.Module | None:
+    if cfg.kl_coef <= 0:
+        return None
+    path = resolve_model(cfg.ref_model or cfg.model.name)
+    ref = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[cfg.model.dtype])
+    return ref.to(device).eval().requires_grad_(False)
+
+
+def _build_engine(cfg: RLConfig, accelerator: Accelerator, policy: HFBackend):
+    if cfg.rollout == "vllm":
+        return VLLMRolloutEngine(replace(cfg.model, backend="vllm"))
+    if accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED):
+        raise ValueError("rollout: hf generation cannot run on a sharded model; use rollout=vllm with FSDP")
+    return HFRolloutEngine(policy)
+
+
+def save_final(accelerator: Accelerator, model, tokenizer, out_dir: Path) -> Path:
+    """A plain HF folder, written beside `final/` and renamed into place."""
+    final, tmp = out_dir / "final", out_dir / ".final.tmp"
+    state_dict = accelerator.get_state_dict(model)  # collective under FSDP: every process calls it
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+        accelerator.unwrap_model(model).save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+    accelerator.wait_for_everyone()
+    return final
+
+
+# ---- the loop ---------------------------------------------------------------------------------------
+def train(cfg: RLConfig) -> Path:
+    accelerator = Accelerator()
+    if cfg.prompts_per_step % accelerator.num_processes:
+        raise ValueError(f"prompts_per_step={cfg.prompts_per_step} must divide over {accelerator.num_processes} processes")
+    set_seed(cfg.seed)
+    out_dir = Path(cfg.out_dir)
+    ckpt_root, metrics_path = out_dir / "checkpoints", out_dir / "metrics.jsonl"
+    samples = read_samples(cfg.samples)
+    val_samples = read_samples(cfg.val_samples, cfg.val_max_samples) if cfg.val_samples else []
+    embedder = build_embedder(cfg.embedder)
+
+    # the policy: loaded through the HF backend so the HF rollout engine generates with the very same module
+    policy = HFBackend(replace(cfg.model, backend="hf", device=str(accelerator.device)))
+    model, tokenizer = policy.model, policy.tokenizer
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    ref_model = _load_reference(cfg, accelerator.device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=0.0)
+    # not passed to prepare(): accelerate would step it once per process; registered only to be checkpointed
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_then_constant(cfg.warmup_steps))
+    model, optimizer = accelerator.prepare(model, optimizer)
+    accelerator.register_for_checkpointing(scheduler)
+    engine = _build_engine(cfg, accelerator, policy)
+    loss_cfg = LossConfig(cfg.clip_low, cfg.clip_high, cfg.kl_coef, cfg.sampling.temperature,
+                          cfg.micro_batch_size, cfg.max_grad_norm)
+    # the sampler's log-probs are log_softmax(logits / T) of the policy; at T = 1 they are exactly what the
+    # loss computes, so they serve as old log-probs (otherwise the current policy's detached ones are used)
+    use_sampler_logprobs = cfg.sampling.temperature == 1.0
+
+    step, position = 0, 0
+    if accelerator.is_main_process:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        remove_incomplete(ckpt_root)
+    accelerator.wait_for_everyone()
+    checkpoint = latest_checkpoint(ckpt_root)
+    if checkpoint is not None:
+        state = load_checkpoint(accelerator, checkpoint)
+        step, position = state["step"], state["data_position"]
+        log.info("resumed from %s (step %d)", checkpoint, step)
+    if accelerator.is_main_process:
+        truncate_metrics(metrics_path, step)
+
+    tracking = replace(cfg.tracking, enabled=cfg.tracking.enabled and accelerator.is_main_process)
+    with tracked_run(tracking, params=asdict(cfg)) as run:
+        while step < cfg.steps:
+            step += 1
+            # 1. sample
+            batch = [samples[i] for i in sample_indices(len(samples), position, cfg.prompts_per_step, cfg.seed)]
+            position += cfg.prompts_per_step
+            mine = batch[accelerator.process_index :: accelerator.num_processes]
+            # 2. rollout
+            engine.sync_weights(model)
+            episodes = [Episode(s, cfg.env, embedder, tokenizer) for s in mine for _ in range(cfg.group_size)]
+            timer = RolloutTimer()
+            sampling = replace(cfg.sampling, seed=cfg.sampling.seed + 1_000_003 * step + accelerator.process_index)
+            trajectories = run_lockstep(episodes, engine, sampling, progress=cfg.progress, timer=timer)
+            # 3. reward, 4. advantage
+            rewards = [episode_reward(t, e.sample) for t, e in zip(trajectories, episodes, strict=True)]
+            advantages = group_advantages(rewards, cfg.group_size, cfg.std_normalize)
+            # 5. update
+            rows = build_rows(trajectories, advantages, tokenizer, use_sampler_logprobs)
+            lr = scheduler.get_last_lr()[0]
+            start = time.perf_counter()
+            update = policy_update(model, ref_model, rows, optimizer, scheduler, accelerator, loss_cfg)
+            update_s = time.perf_counter() - start
+            # 6. log
+            sums = _sum_over_processes(accelerator, rollout_sums(trajectories, timer))
+            all_rewards = accelerator.gather(torch.tensor(rewards, device=accelerator.device)).tolist()
+            times = {"time/rollout_s": timer.llm_s, "time/update_s": update_s, "time/env_s": timer.env_s}
+            metrics = step_metrics(step, sums, all_rewards, update, lr, times)
+            # 7. validate, checkpoint
+            if val_samples and cfg.validate_every and (step % cfg.validate_every == 0 or step == cfg.steps):
+                engine.sync_weights(model)
+                metrics.update(validate(cfg, accelerator, engine, val_samples, embedder))
+            if accelerator.is_main_process:
+                append_metrics(metrics_path, metrics)
+                run.log_metrics(metrics, step=step)
+                log.info("step %d reward %.3f loss %.4f kl %.5f", step, metrics["reward/mean"],
+                         metrics["loss"], metrics["kl"])
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                save_checkpoint(accelerator, ckpt_root, step, {"data_position": position}, cfg.keep_checkpoints)
+        final = save_final(accelerator, model, tokenizer, out_dir)
+        if accelerator.is_main_process:
+            run.log_artifact(metrics_path)
+    return final

@@ -1,0 +1,84 @@
+"""The operation grammar never raises, skips only malformed tags, and keeps textual order."""
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from atommem.agent.ops import OP_TAGS, extract_boxed, parse_response
+
+FRAGMENTS = [
+    *[f"<{t}>" for t in OP_TAGS.values()],
+    *[f"</{t}>" for t in OP_TAGS.values()],
+    "Memory 1:", "Memory 2", "Memory 0:", "Memory -1", "Memory x:", "\\boxed{", "}", "{", "<", ">", "/",
+    "fact", " ", "\n", "é", "<add_memory", "memory 1:", "Memory 99: t",
+]
+
+
+def test_ops_in_textual_order():
+    parsed = parse_response(
+        "<update_query>who</update_query> text <add_memory>A is B</add_memory>"
+        "<modify_memory>Memory 2: A is C</modify_memory><delete_memory>Memory 1</delete_memory>"
+        "<update_memory>notes</update_memory><final_answer>\\boxed{C}</final_answer>"
+    )
+    assert [op.name for op in parsed.ops] == ["read", "create", "update", "delete", "scratchpad", "answer"]
+    assert parsed.ops[2].index == 2 and parsed.ops[2].text == "A is C"
+    assert parsed.ops[3].index == 1
+    assert parsed.ops[5].text == "C"
+    assert not parsed.invalid
+
+
+def test_malformed_tag_skipped_rest_executed():
+    parsed = parse_response(
+        "<modify_memory>no index here</modify_memory><add_memory>kept</add_memory>"
+        "<delete_memory>Memory two</delete_memory><update_query>q</update_query>"
+    )
+    assert [op.name for op in parsed.ops] == ["create", "read"]
+    assert parsed.invalid == {"invalid_op/update": 1, "invalid_op/delete": 1}
+
+
+def test_no_valid_tag_is_invalid_turn():
+    assert parse_response("I will think about it.").invalid == {"invalid_turn": 1}
+    assert parse_response("").invalid == {"invalid_turn": 1}
+    unclosed = parse_response("<add_memory>never closed")
+    assert unclosed.ops == [] and unclosed.invalid == {"invalid_op/create": 1, "invalid_turn": 1}
+
+
+def test_nested_tag_is_body_text_not_an_op():
+    parsed = parse_response("<add_memory>x <delete_memory>Memory 1</delete_memory></add_memory>")
+    assert [op.name for op in parsed.ops] == ["create"]
+
+
+def test_boxed_extraction():
+    assert extract_boxed("\\boxed{a {b} c}") == "a {b} c"
+    assert extract_boxed("\\boxed{first} then \\boxed{second}") == "second"
+    assert extract_boxed("  plain answer ") == "plain answer"
+    assert extract_boxed("\\boxed{cut off") is None
+    assert extract_boxed("   ") is None
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from(FRAGMENTS) | st.text(max_size=8), max_size=30).map("".join))
+def test_parser_never_raises_and_counts(text):
+    parsed = parse_response(text)
+    assert all(op.name in OP_TAGS for op in parsed.ops)
+    assert all(count > 0 for count in parsed.invalid.values())
+    assert all(k == "invalid_turn" or k.removeprefix("invalid_op/") in OP_TAGS for k in parsed.invalid)
+    assert ("invalid_turn" in parsed.invalid) == (not parsed.ops)
+    for op in parsed.ops:
+        if op.name in ("update", "delete"):
+            assert op.index is not None and op.index >= 1
+        else:
+            assert op.index is None
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(list(OP_TAGS)), min_size=1, max_size=8), st.text(alphabet="abc xyz", min_size=1, max_size=10))
+def test_well_formed_ops_round_trip(names, body):
+    body = body.strip() or "x"
+    pieces = []
+    for name in names:
+        tag = OP_TAGS[name]
+        inner = {"update": f"Memory 1: {body}", "delete": "Memory 1", "answer": f"\\boxed{{{body}}}"}.get(name, body)
+        pieces.append(f"<{tag}>{inner}</{tag}>")
+    parsed = parse_response(" filler ".join(pieces))
+    assert [op.name for op in parsed.ops] == names
+    assert not parsed.invalid

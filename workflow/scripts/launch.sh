@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# launch.sh GPUS MODE STAGE ARGS...: run `atommem STAGE ARGS...` on GPUS devices.
+#   GPUS=0         CPU mode: every GPU hidden, plain `atommem`.
+#   MODE=train     GPUS>0: one process per GPU through `accelerate launch` (sft, rl).
+#   MODE=single    GPUS>0: one process that uses all its GPUs itself (vLLM tensor parallel).
+# Devices: SLURM sets CUDA_VISIBLE_DEVICES for its jobs; a local run does not, so the job claims
+# GPUS free device ids with flock. The locks live as long as the job's processes (also on SIGKILL),
+# so jobs sharing a node get disjoint devices. ACCELERATE_CONFIG, when set, is passed to accelerate.
+set -euo pipefail
+gpus=$1 mode=$2
+shift 2
+
+if [ "$gpus" -eq 0 ]; then
+    export CUDA_VISIBLE_DEVICES=""
+    exec atommem "$@"
+fi
+
+if [ -z "${CUDA_VISIBLE_DEVICES:-}" ]; then
+    total=$(nvidia-smi -L | wc -l)
+    if [ "$gpus" -gt "$total" ]; then
+        echo "launch.sh: $gpus GPUs asked, $total on this node" >&2
+        exit 1
+    fi
+    lock_dir=${TMPDIR:-/tmp}/atommem-gpu-locks
+    mkdir -p "$lock_dir"
+    claim() {  # lock free devices until $gpus are held; fills claimed (ids) and fds (their locks)
+        claimed=() fds=()
+        for ((i = 0; i < total && ${#claimed[@]} < gpus; i++)); do
+            exec {fd}>"$lock_dir/$i.lock"
+            if flock -n "$fd"; then claimed+=("$i") fds+=("$fd"); else exec {fd}>&-; fi
+        done
+    }
+    claim
+    while [ "${#claimed[@]}" -lt "$gpus" ]; do
+        # other jobs hold devices: free ours so two waiting jobs cannot deadlock, then retry
+        for fd in "${fds[@]}"; do exec {fd}>&-; done
+        sleep 5
+        claim
+    done
+    CUDA_VISIBLE_DEVICES=$(IFS=,; echo "${claimed[*]}")
+    export CUDA_VISIBLE_DEVICES
+fi
+echo "launch.sh: CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES" >&2
+
+if [ "$mode" = train ]; then
+    exec accelerate launch --num_processes "$gpus" ${ACCELERATE_CONFIG:+--config_file "$ACCELERATE_CONFIG"} \
+        -m atommem.cli "$@"
+fi
+exec atommem "$@"
