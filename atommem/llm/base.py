@@ -6,7 +6,6 @@ torch, transformers or vllm.
 
 from __future__ import annotations
 
-import functools
 import importlib
 import logging
 from dataclasses import dataclass
@@ -105,16 +104,17 @@ def fit_prompt(ids: list[int], max_model_len: int, max_new_tokens: int) -> list[
         )
     if len(ids) <= budget:
         return ids
-    _warn_truncation_once(len(ids), budget)
+    global _truncation_warned
+    if not _truncation_warned:
+        log.warning(
+            "a prompt of %d tokens exceeds model.max_model_len - sampling.max_new_tokens = %d; keeping its "
+            "last %d tokens (further truncations are not logged)", len(ids), budget, budget,
+        )
+        _truncation_warned = True
     return ids[-budget:]
 
 
-@functools.cache  # first call logs; later calls hit the cache and stay silent
-def _warn_truncation_once(length: int = 0, budget: int = 0) -> None:
-    log.warning(
-        "a prompt of %d tokens exceeds model.max_model_len - sampling.max_new_tokens = %d; keeping its "
-        "last %d tokens (further truncations are not logged)", length, budget, budget,
-    )
+_truncation_warned = False
 
 
 def row_seed(seed: int, index: int) -> int:

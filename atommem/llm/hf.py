@@ -8,15 +8,19 @@ log-prob of every sampled token comes out of the same forward pass. The GRPO tra
 
 from __future__ import annotations
 
-import logging
-
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from atommem.llm.base import Conversation, Generation, ModelConfig, SamplingConfig, chat_prompt_ids, row_seed
+from atommem.llm.base import (
+    Conversation,
+    Generation,
+    ModelConfig,
+    SamplingConfig,
+    chat_prompt_ids,
+    fit_prompt,
+    row_seed,
+)
 from atommem.llm.models import resolve_model
-
-log = logging.getLogger("atommem.llm.hf")
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}
 
@@ -35,34 +39,18 @@ class HFBackend:
         self.eos_ids = _eos_ids(self.model.generation_config, self.tokenizer)
         pad = self.tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else min(self.eos_ids)
-        self._warned_truncation = False
 
     # ---- generation -------------------------------------------------------------------------------
     def generate(self, conversations: list[Conversation], sampling: SamplingConfig) -> list[Generation]:
-        prompts = [self._prompt_ids(conv, sampling.max_new_tokens) for conv in conversations]
+        prompts = [
+            fit_prompt(chat_prompt_ids(self.tokenizer, conv), self.cfg.max_model_len, sampling.max_new_tokens)
+            for conv in conversations
+        ]
         size = self.cfg.max_batch_size
         results: list[Generation] = []
         for start in range(0, len(prompts), size):
             results += self._generate_batch(prompts[start : start + size], sampling, first_row=start)
         return results
-
-    def _prompt_ids(self, conversation: Conversation, max_new_tokens: int) -> list[int]:
-        budget = self.cfg.max_model_len - max_new_tokens
-        if budget < 1:
-            raise ValueError(
-                f"sampling.max_new_tokens ({max_new_tokens}) leaves no room for the prompt "
-                f"within model.max_model_len ({self.cfg.max_model_len})"
-            )
-        ids = chat_prompt_ids(self.tokenizer, conversation)
-        if len(ids) > budget:
-            if not self._warned_truncation:
-                log.warning(
-                    "prompt of %d tokens exceeds model.max_model_len - sampling.max_new_tokens = %d; "
-                    "keeping its last %d tokens (warned once)", len(ids), budget, budget,
-                )
-                self._warned_truncation = True
-            ids = ids[-budget:]
-        return ids
 
     @torch.no_grad()
     def _generate_batch(self, prompts: list[list[int]], sampling: SamplingConfig, first_row: int) -> list[Generation]:

@@ -13,7 +13,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from atommem.llm.base import Conversation, Generation, ModelConfig, SamplingConfig, chat_prompt_ids, chat_template_kwargs, row_seed
+from atommem.llm.base import (
+    Conversation,
+    Generation,
+    ModelConfig,
+    SamplingConfig,
+    chat_prompt_ids,
+    chat_template_kwargs,
+    row_seed,
+)
 from atommem.llm.models import resolve_model
 
 log = logging.getLogger("atommem.llm.openai_api")

@@ -8,12 +8,16 @@ before top-k/top-p); for temperature 1 they match HFBackend's.
 
 from __future__ import annotations
 
-import logging
-
-from atommem.llm.base import Conversation, Generation, ModelConfig, SamplingConfig, chat_prompt_ids, row_seed
+from atommem.llm.base import (
+    Conversation,
+    Generation,
+    ModelConfig,
+    SamplingConfig,
+    chat_prompt_ids,
+    fit_prompt,
+    row_seed,
+)
 from atommem.llm.models import resolve_model
-
-log = logging.getLogger("atommem.llm.vllm_backend")
 
 
 class VLLMBackend:
@@ -39,10 +43,12 @@ class VLLMBackend:
             seed=cfg.seed,
         )
         self.tokenizer = self.engine.get_tokenizer()
-        self._warned_truncation = False
 
     def generate(self, conversations: list[Conversation], sampling: SamplingConfig) -> list[Generation]:
-        prompts = [self._prompt_ids(conv, sampling.max_new_tokens) for conv in conversations]
+        prompts = [
+            fit_prompt(chat_prompt_ids(self.tokenizer, conv), self.cfg.max_model_len, sampling.max_new_tokens)
+            for conv in conversations
+        ]
         params = [
             self._sampling_params(
                 temperature=sampling.temperature,
@@ -72,19 +78,3 @@ class VLLMBackend:
                 )
             )
         return results
-
-    def _prompt_ids(self, conversation: Conversation, max_new_tokens: int) -> list[int]:
-        # same left truncation as HFBackend: keep the latest tokens, warn once
-        budget = self.cfg.max_model_len - max_new_tokens
-        if budget < 1:
-            raise ValueError(
-                f"sampling.max_new_tokens ({max_new_tokens}) leaves no room for the prompt "
-                f"within model.max_model_len ({self.cfg.max_model_len})"
-            )
-        ids = chat_prompt_ids(self.tokenizer, conversation)
-        if len(ids) > budget:
-            if not self._warned_truncation:
-                log.warning("prompt of %d tokens exceeds %d; keeping its last tokens (warned once)", len(ids), budget)
-                self._warned_truncation = True
-            ids = ids[-budget:]
-        return ids

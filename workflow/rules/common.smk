@@ -1,15 +1,7 @@
 # Paths and the per-stage configs the rules hand to `atommem <stage> --config '{json}'`.
 # Every value comes from the validated workflow config; the rules add only input/output paths.
 import json
-
-
-wildcard_constraints:
-    benchmark="[a-z0-9]+",
-    num_docs="[0-9]+",
-    policy="zeroshot|sft|rl",
-    variant="[a-z0-9-]+",
-    ablation="[a-z0-9-]+",
-
+import re
 
 BASE_MODEL = "results/models/base"
 SFT_DATA = "results/sft_data"
@@ -17,6 +9,20 @@ SFT_DATA = "results/sft_data"
 POLICY_RUN = {"sft": "results/train/sft", "rl": "results/train/rl-full"}
 RL_VARIANTS = {"full": {}, **config["rl"]["variants"]}
 BASELINES = config["evaluate"]["baselines"]
+
+
+def one_of(names):
+    """Wildcard regex accepting exactly these names (so run folders never match two rules)."""
+    return "|".join(re.escape(name) for name in names)
+
+
+wildcard_constraints:
+    benchmark="[a-z0-9]+",
+    num_docs="[0-9]+",
+    policy="zeroshot|sft|rl",
+    variant=one_of(RL_VARIANTS),
+    method=one_of(BASELINES) or "^$",
+    ablation=one_of(config["ablations"]["settings"]),
 
 
 def check_cross_references(cfg):

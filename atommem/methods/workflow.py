@@ -1,0 +1,121 @@
+"""Plumbing shared by the fixed-workflow baselines: batched LLM calls with per-sample cost accounting.
+
+A fixed workflow advances all samples of a batch together, one `llm.generate` call per workflow step
+over every request of every sample (like the agent's lock-step runner). `Ledger` keeps each sample's
+cost: its LLM calls and tokens, and its share of the wall time of each step it took part in.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from atommem.agent.ops import extract_boxed
+from atommem.data.records import LongSample
+from atommem.llm.base import LLM, Conversation, SamplingConfig, chat_prompt_ids
+from atommem.methods.base import MethodContext, MethodResult
+
+DEFAULT_WINDOW = 8192  # used when the backend does not say its model.max_model_len
+
+
+@dataclass
+class SampleCost:
+    llm_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    wall_s: float = 0.0
+    peak_store: int = 0
+
+
+class Ledger:
+    """Costs of the samples of one batch, indexed like the batch."""
+
+    def __init__(self, samples: list[LongSample]):
+        self.samples = samples
+        self.costs = [SampleCost() for _ in samples]
+
+    def generate(self, llm: LLM, sampling: SamplingConfig, requests: list[tuple[int, Conversation]]) -> list[str]:
+        """One batched call for `requests` (sample index, conversation); returns the texts in order.
+
+        Wall time is shared among the requests, so a sample with more requests in the step pays more.
+        """
+        if not requests:
+            return []
+        start = time.perf_counter()
+        generations = llm.generate([conversation for _, conversation in requests], sampling)
+        share = (time.perf_counter() - start) / len(requests)
+        for (i, _), generation in zip(requests, generations, strict=True):
+            cost = self.costs[i]
+            cost.llm_calls += 1
+            cost.input_tokens += generation.prompt_tokens
+            cost.output_tokens += generation.completion_tokens
+            cost.wall_s += share
+        return [generation.text for generation in generations]
+
+    def timed(self, i: int):
+        """Context manager adding the time of a block (retrieval, embedding) to sample i."""
+        return _Timed(self.costs[i])
+
+    def note_store(self, i: int, size: int) -> None:
+        self.costs[i].peak_store = max(self.costs[i].peak_store, size)
+
+    def results(self, answers: list[list[str | None]], tokenizer) -> list[MethodResult]:
+        return [
+            MethodResult(
+                sample_id=sample.id,
+                benchmark=sample.benchmark,
+                num_docs=sample.num_docs,
+                answers=sample_answers,
+                llm_calls=cost.llm_calls,
+                input_tokens=cost.input_tokens,
+                output_tokens=cost.output_tokens,
+                wall_s=cost.wall_s,
+                peak_store=cost.peak_store,
+                context_tokens=count_tokens(tokenizer, sample.context),
+            )
+            for sample, cost, sample_answers in zip(self.samples, self.costs, answers, strict=True)
+        ]
+
+
+class _Timed:
+    def __init__(self, cost: SampleCost):
+        self.cost = cost
+
+    def __enter__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc) -> None:
+        self.cost.wall_s += time.perf_counter() - self.start
+
+
+def batches(samples: list[LongSample], size: int) -> list[list[LongSample]]:
+    return [samples[start : start + size] for start in range(0, len(samples), size)]
+
+
+def count_tokens(tokenizer, text: str) -> int:
+    return len(tokenizer.encode(text, add_special_tokens=False))
+
+
+def prompt_tokens(tokenizer, conversation: Conversation) -> int:
+    """Tokens of `conversation` as the backend will send it (chat template + generation prompt)."""
+    return len(chat_prompt_ids(tokenizer, conversation))
+
+
+def answer_of(text: str) -> str | None:
+    r"""The boxed answer of a reply (the bare reply when it has no \boxed{}), as the agent's parser does."""
+    return extract_boxed(text)
+
+
+def window(ctx: MethodContext) -> int:
+    """Tokens the model accepts (prompt + completion): the backend's model.max_model_len."""
+    cfg = getattr(ctx.llm, "cfg", None)
+    return int(getattr(cfg, "max_model_len", DEFAULT_WINDOW))
+
+
+def check_options(name: str, options: dict, allowed: dict) -> dict:
+    """`allowed` maps option names to defaults; unknown names fail with the valid ones."""
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        valid = ", ".join(sorted(allowed)) or "none"
+        raise ValueError(f"method_options: {name} does not take {unknown[0]!r}; valid options: {valid}")
+    return {**allowed, **options}

@@ -1,0 +1,21 @@
+"""`atommem convert-model`: resolve a model name to a local HF folder (building aliases such as
+smollm2-135m once) and print it, so a workflow prepares the model before parallel jobs start."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from atommem.llm.models import resolve_model
+
+
+@dataclass
+class ConvertModelConfig:
+    name: str = "smollm2-135m"
+    cache_dir: str | None = None  # default: $ATOMMEM_CACHE or ~/.cache/atommem/models
+
+
+CONFIG_CLASS = ConvertModelConfig
+
+
+def main(cfg: ConvertModelConfig) -> None:
+    print(resolve_model(cfg.name, cache_dir=cfg.cache_dir))
