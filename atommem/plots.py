@@ -14,6 +14,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from atommem.errors import InputError
 from atommem.io import atomic_path, read_json, read_jsonl
 
 OPS = ("create", "read", "update", "delete")
@@ -21,7 +22,7 @@ METRIC_LABELS = {"em_macro": "EM (macro)", "em_micro": "EM (micro)", "f1_macro":
 RAW_ALPHA = 0.25  # raw values drawn faint behind the smoothed line, as in the paper
 
 
-class PlotInputError(ValueError):
+class PlotInputError(InputError):
     """An input file lacks what a figure needs; the message names the file and the key."""
 
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from atommem.errors import InputError
 from atommem.io import read_json, write_text_atomic
 
 KEY_COLUMNS = ["run", "method", "policy", "benchmark", "num_docs"]
@@ -22,7 +23,7 @@ OPTIONAL_SCORES = ["f1_micro", "judge_macro", "judge_micro"]
 COST_ORDER = ["cost_llm_calls", "cost_input_tokens", "cost_output_tokens", "cost_wall_s", "cost_peak_store"]
 
 
-class TableInputError(ValueError):
+class TableInputError(InputError):
     """A summary.json lacks what the table needs; the message names the file and the key."""
 
 

@@ -52,13 +52,29 @@ def test_save_load_round_trip_and_incomplete_folders_are_ignored(tmp_path):
     assert torch.equal(torch.rand(3), expected_draw)
 
 
+def _perturbed_reference(tmp_path, tiny_model_dir):
+    """A reference that differs from the policy, so the KL term moves the weights from step 1 on (a random
+    policy earns no reward, hence no policy gradient) and resumed steps have state worth comparing."""
+    folder = tmp_path / "reference"
+    if not folder.exists():
+        model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+        generator = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for param in model.parameters():
+                param.add_(0.05 * torch.randn(param.shape, generator=generator))
+        model.save_pretrained(folder)
+    return folder
+
+
 def _write_run_config(tmp_path, tiny_model_dir, out_dir, steps):
     records = load_benchmark("hotpotqa", shipped_sample("hotpotqa"))
-    samples = build_long_samples(records, num_docs=3, max_samples=3)
+    samples = build_long_samples(records, num_docs=3, max_samples=3, max_group_size=1)
     samples_path = tmp_path / "samples.jsonl"
     write_jsonl_atomic(samples_path, [s.to_dict() for s in samples])
     cfg = {
         "model": {"name": str(tiny_model_dir), "max_batch_size": 8},
+        "ref_model": str(_perturbed_reference(tmp_path, tiny_model_dir)),
+        "kl_coef": 0.1,
         "samples": str(samples_path),
         "val_samples": str(samples_path),
         "val_max_samples": 1,
@@ -123,6 +139,8 @@ def test_sigkill_then_resume_ends_at_the_same_step_count(tmp_path, tiny_model_di
                               cwd=REPO, env=_env(), capture_output=True, text=True)
     assert straight.returncode == 0, straight.stderr[-3000:]
     straight_rows = [json.loads(line) for line in (straight_dir / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["kl"] != rows[0]["kl"]  # the weights did move
     for a, b in zip(rows, straight_rows, strict=True):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-7)
+        assert a["kl"] == pytest.approx(b["kl"], rel=1e-4, abs=1e-7)
         assert a["tokens/completion"] == b["tokens/completion"]

@@ -88,9 +88,9 @@ def test_macro_and_micro_differ_on_unbalanced_samples(tmp_path):
     # costs are per sample: A has 2 turns / 30 prompt tokens, B has 4 turns / 20 prompt tokens
     assert overall["cost_turns"] == pytest.approx(3.0)
     assert overall["cost_prompt_tokens"] == pytest.approx(25.0)
-    assert set(summary["groups"]) == {"hotpotqa/200", "hotpotqa/400"}
-    assert summary["groups"]["hotpotqa/400"]["em_macro"] == pytest.approx(1 / 3)
-    assert "judge_macro" not in summary["groups"]["hotpotqa/200"]
+    assert set(summary["groups"]) == {"hotpotqa_200", "hotpotqa_400"}
+    assert summary["groups"]["hotpotqa_400"]["em_macro"] == pytest.approx(1 / 3)
+    assert "judge_macro" not in summary["groups"]["hotpotqa_200"]
 
     write_results(rows, summary, tmp_path / "eval")
     assert read_jsonl(tmp_path / "eval" / "predictions.jsonl") == rows

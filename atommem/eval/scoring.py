@@ -87,10 +87,10 @@ def add_judgements(rows: list[dict], cfg: JudgeConfig) -> None:
 
 
 def summarize(rows: list[dict]) -> dict:
-    """{"overall": stats, "groups": {"<benchmark>/<num_docs>": stats}}; see _stats for the keys."""
+    """{"overall": stats, "groups": {"<benchmark>_<num_docs>": stats}}; see _stats for the keys."""
     groups: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
-        groups[f"{row['benchmark']}/{row['num_docs']}"].append(row)
+        groups[f"{row['benchmark']}_{row['num_docs']}"].append(row)
     return {"overall": _stats(rows), "groups": {key: _stats(groups[key]) for key in sorted(groups)}}
 
 

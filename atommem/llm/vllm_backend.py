@@ -33,7 +33,7 @@ class VLLMBackend:
         self.cfg = cfg
         self._sampling_params = SamplingParams
         path = resolve_model(cfg.name)
-        self.engine = VLLMEngine(
+        self.llm = VLLMEngine(
             model=path,
             tokenizer=resolve_model(cfg.tokenizer) if cfg.tokenizer else path,
             dtype=cfg.dtype,
@@ -42,7 +42,7 @@ class VLLMBackend:
             max_model_len=cfg.max_model_len,
             seed=cfg.seed,
         )
-        self.tokenizer = self.engine.get_tokenizer()
+        self.tokenizer = self.llm.get_tokenizer()
 
     def generate(self, conversations: list[Conversation], sampling: SamplingConfig) -> list[Generation]:
         prompts = [
@@ -60,7 +60,7 @@ class VLLMBackend:
             )
             for row in range(len(prompts))
         ]
-        outputs = self.engine.generate([{"prompt_token_ids": ids} for ids in prompts], params, use_tqdm=False)
+        outputs = self.llm.generate([{"prompt_token_ids": ids} for ids in prompts], params, use_tqdm=False)
         results = []
         for ids, output in zip(prompts, outputs):
             completion = output.outputs[0]

@@ -1,8 +1,11 @@
 # Paths and the per-stage configs the rules hand to `atommem <stage> --config '{json}'`.
 # Every value comes from the validated workflow config; the rules add only input/output paths.
 import json
+import os
 import re
 
+# relative to the working directory, so moving the repository does not change params (no reruns)
+LAUNCH = os.path.join(os.path.relpath(workflow.basedir), "scripts", "launch.sh")
 BASE_MODEL = "results/models/base"
 SFT_DATA = "results/sft_data"
 # folder whose final/ holds each policy's weights
@@ -21,7 +24,7 @@ wildcard_constraints:
     num_docs="[0-9]+",
     policy="zeroshot|sft|rl",
     variant=one_of(RL_VARIANTS),
-    method=one_of(BASELINES) or "^$",
+    method=one_of(BASELINES) or "(?!)",  # no baselines: matches nothing
     ablation=one_of(config["ablations"]["settings"]),
 
 
@@ -66,7 +69,7 @@ def env_section(overrides=None):
     return {**config["env"], **(overrides or {})}
 
 
-def tracking_section(rule, wildcards, run_name):
+def tracking_section(rule_name, wildcards, run_name):
     """TrackingConfig; the parent run id is added in the shell (see tracking.smk)."""
     tracking = config["tracking"]
     return {
@@ -74,7 +77,7 @@ def tracking_section(rule, wildcards, run_name):
         "tracking_uri": tracking["tracking_uri"],
         "experiment": tracking["experiment"],
         "run_name": run_name,
-        "tags": {"rule": rule, **{key: str(value) for key, value in wildcards.items()}},
+        "tags": {"rule": rule_name, **{key: str(value) for key, value in wildcards.items()}},
     }
 
 

@@ -35,6 +35,7 @@ rule synthesize:
         trajectories=f"{SFT_DATA}/trajectories.jsonl",
         stats=f"{SFT_DATA}/stats.json",
     params:
+        launch=LAUNCH,
         cfg=synthesize_config,
     log:
         "results/logs/synthesize/synthesize.log",
@@ -44,7 +45,7 @@ rule synthesize:
     conda:
         "../envs/atommem.yaml"
     shell:
-        "{workflow.basedir}/scripts/launch.sh {resources.gpu} single synthesize"
+        "{params.launch} {resources.gpu} single synthesize"
         " --config {params.cfg:q} " + PARENT_RUN + " > {log} 2>&1"
 
 
@@ -67,6 +68,7 @@ rule sft:
     output:
         directory(f"{POLICY_RUN['sft']}/final"),
     params:
+        launch=LAUNCH,
         cfg=sft_config,
         accelerate=config["accelerate_config"] or "",
     log:
@@ -77,7 +79,7 @@ rule sft:
     conda:
         "../envs/atommem.yaml"
     shell:
-        "ACCELERATE_CONFIG={params.accelerate:q} {workflow.basedir}/scripts/launch.sh {resources.gpu} train sft"
+        "ACCELERATE_CONFIG={params.accelerate:q} {params.launch} {resources.gpu} train sft"
         " --config {params.cfg:q} " + PARENT_RUN + " > {log} 2>&1"
 
 
@@ -117,6 +119,7 @@ rule rl:
         # a copy taken at the end: the recipe's own metrics.jsonl must survive a rerun to resume
         metrics="results/train/rl-{variant}/training_metrics.jsonl",
     params:
+        launch=LAUNCH,
         cfg=rl_config,
         accelerate=config["accelerate_config"] or "",
         run_dir="results/train/rl-{variant}",
@@ -128,6 +131,6 @@ rule rl:
     conda:
         "../envs/atommem.yaml"
     shell:
-        "ACCELERATE_CONFIG={params.accelerate:q} {workflow.basedir}/scripts/launch.sh {resources.gpu} train rl"
+        "ACCELERATE_CONFIG={params.accelerate:q} {params.launch} {resources.gpu} train rl"
         " --config {params.cfg:q} " + PARENT_RUN + " > {log} 2>&1"
         " && cp {params.run_dir}/metrics.jsonl {output.metrics}"

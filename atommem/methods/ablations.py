@@ -1,0 +1,37 @@
+"""Named ablations of the AtomMem agent (method.md section 6) as EnvConfig overrides, not code copies.
+
+`apply_ablation(env, name)` returns a new EnvConfig; `disabled_ops` overrides add to the ops already
+disabled. Unknown names fail with the list of valid ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from atommem.agent.env import EnvConfig
+from atommem.config import ConfigError
+
+ABLATIONS: dict[str, dict] = {
+    "no-scratchpad": {"use_scratchpad": False},
+    "no-store": {"use_store": False},
+    "no-memory": {"use_scratchpad": False, "use_store": False},
+    "no-update": {"disabled_ops": ["update"]},
+    "no-delete": {"disabled_ops": ["delete"]},
+    "store-all": {"store_all": True},
+    "topk-3": {"top_k": 3},
+    "topk-6": {"top_k": 6},
+    "topk-12": {"top_k": 12},
+}
+
+
+def check_ablation(name: str) -> None:
+    if name not in ABLATIONS:
+        raise ConfigError(f"ablation: unknown {name!r}; valid ablations: {', '.join(ABLATIONS)}")
+
+
+def apply_ablation(env: EnvConfig, name: str) -> EnvConfig:
+    check_ablation(name)
+    overrides = dict(ABLATIONS[name])
+    if "disabled_ops" in overrides:
+        overrides["disabled_ops"] = sorted(set(env.disabled_ops) | set(overrides["disabled_ops"]))
+    return dataclasses.replace(env, **overrides)  # __post_init__ re-checks the combination

@@ -1,0 +1,117 @@
+# Tables (atommem compare) and figures (atommem plot), each marked for `snakemake --report`.
+
+
+def compare_config(input, output):
+    return to_json({"inputs": list(input), "out_csv": output.csv, "out_md": output.md})
+
+
+def plot_config(wildcards, input, output, figure):
+    """Each input with its label: an RL run name for training curves, a run folder for scores."""
+    if figure == "em_by_length":
+        inputs = [{"label": path.split("/")[2], "path": path} for path in input]
+    else:
+        inputs = [{"label": label, "path": path} for label, path in input.items()]
+    return to_json({"figure": figure, "inputs": inputs, "out": output.pdf})
+
+
+rule table_main:
+    input:
+        eval_summaries(main_table_runs(), config["data"]["benchmarks"], config["data"]["doc_counts"]),
+    output:
+        csv=report("results/tables/main.csv", caption="../report/table_main.rst", category="Tables"),
+        md="results/tables/main.md",
+    params:
+        cfg=lambda wildcards, input, output: compare_config(input, output),
+    log:
+        "results/logs/compare/main.log",
+    threads: config["resources"]["report"]["threads"]
+    resources:
+        **resources_of("report"),
+    conda:
+        "../envs/atommem.yaml"
+    shell:
+        "atommem compare --config {params.cfg:q} > {log} 2>&1"
+
+
+rule table_ablations:
+    input:
+        eval_summaries(
+            ablation_table_runs(), config["ablations"]["benchmarks"], config["ablations"]["doc_counts"]
+        ),
+    output:
+        csv=report("results/tables/ablations.csv", caption="../report/table_ablations.rst", category="Tables"),
+        md="results/tables/ablations.md",
+    params:
+        cfg=lambda wildcards, input, output: compare_config(input, output),
+    log:
+        "results/logs/compare/ablations.log",
+    threads: config["resources"]["report"]["threads"]
+    resources:
+        **resources_of("report"),
+    conda:
+        "../envs/atommem.yaml"
+    shell:
+        "atommem compare --config {params.cfg:q} > {log} 2>&1"
+
+
+def figure_outputs(figure):
+    return {
+        "pdf": report(
+            f"results/figures/{figure}.pdf", caption=f"../report/{figure}.rst", category="Figures"
+        ),
+        "png": f"results/figures/{figure}.png",
+    }
+
+
+rule figure_op_frequency:
+    input:
+        **rl_metrics(RL_VARIANTS),
+    output:
+        **figure_outputs("op_frequency"),
+    params:
+        cfg=lambda wildcards, input, output: plot_config(wildcards, input, output, "op_frequency"),
+    log:
+        "results/logs/plot/op_frequency.log",
+    threads: config["resources"]["report"]["threads"]
+    resources:
+        **resources_of("report"),
+    conda:
+        "../envs/atommem.yaml"
+    shell:
+        "atommem plot --config {params.cfg:q} > {log} 2>&1"
+
+
+rule figure_train_reward:
+    input:
+        **rl_metrics(RL_VARIANTS),
+    output:
+        **figure_outputs("train_reward"),
+    params:
+        cfg=lambda wildcards, input, output: plot_config(wildcards, input, output, "train_reward"),
+    log:
+        "results/logs/plot/train_reward.log",
+    threads: config["resources"]["report"]["threads"]
+    resources:
+        **resources_of("report"),
+    conda:
+        "../envs/atommem.yaml"
+    shell:
+        "atommem plot --config {params.cfg:q} > {log} 2>&1"
+
+
+rule figure_em_by_length:
+    input:
+        eval_summaries(main_table_runs(), config["data"]["benchmarks"], config["data"]["doc_counts"]),
+    output:
+        **figure_outputs("em_by_length"),
+    params:
+        cfg=lambda wildcards, input, output: plot_config(wildcards, input, output, "em_by_length"),
+    log:
+        "results/logs/plot/em_by_length.log",
+    threads: config["resources"]["report"]["threads"]
+    resources:
+        **resources_of("report"),
+    conda:
+        "../envs/atommem.yaml"
+    shell:
+        "atommem plot --config {params.cfg:q} > {log} 2>&1"
