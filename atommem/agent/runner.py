@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -44,7 +45,9 @@ def run_lockstep(
         t0 = time.perf_counter()
         conversations = [e.observe() for e in active]
         t1 = time.perf_counter()
-        generations = llm.generate(conversations, sampling)
+        # a fresh seed per turn: the same seed every turn would replay one random stream
+        turn_sampling = dataclasses.replace(sampling, seed=sampling.seed + 7919 * timer.turns)
+        generations = llm.generate(conversations, turn_sampling)
         t2 = time.perf_counter()
         for episode, generation in zip(active, generations, strict=True):
             episode.step(generation)

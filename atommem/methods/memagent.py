@@ -7,11 +7,10 @@ samples of a batch advance together: one generate call per chunk position, one f
 
 from __future__ import annotations
 
-from atommem.agent.chunking import chunk_text
 from atommem.data.records import LongSample
 from atommem.methods import baseline_prompts as bp
 from atommem.methods.base import MethodContext, MethodResult
-from atommem.methods.workflow import Ledger, answer_of, batches, check_options
+from atommem.methods.workflow import Ledger, answer_of, batches, check_options, chunks_of
 
 
 class MemAgentMethod:
@@ -22,12 +21,12 @@ class MemAgentMethod:
         return [r for batch in batches(samples, ctx.batch_size) for r in self._run_batch(batch, ctx)]
 
     def _run_batch(self, samples: list[LongSample], ctx: MethodContext) -> list[MethodResult]:
-        env, tokenizer = ctx.env, ctx.llm.tokenizer
+        tokenizer = ctx.llm.tokenizer
         ledger = Ledger(samples)
         chunks = []
         for i, sample in enumerate(samples):
             with ledger.timed(i):
-                chunks.append(chunk_text(sample.context, tokenizer, env.chunk_tokens, env.chunk_overlap, env.max_chunks))
+                chunks.append(chunks_of(sample, ctx))
         memories = [""] * len(samples)
         for step in range(max((len(c) for c in chunks), default=0)):
             active = [i for i in range(len(samples)) if step < len(chunks[i])]
@@ -40,7 +39,8 @@ class MemAgentMethod:
                 if text.strip():  # an empty reply keeps the old memory rather than erasing it
                     memories[i] = text.strip()
                 ledger.note_store(i, 1 if memories[i] else 0)
-        requests = [(i, bp.memagent_answer(q.question, memories[i])) for i, s in enumerate(samples) for q in s.questions]
+        requests = [(i, bp.memagent_answer(q.question, memories[i]))
+                    for i, sample in enumerate(samples) for q in sample.questions]
         replies = iter(ledger.generate(ctx.llm, ctx.sampling, requests))
         answers = [[answer_of(next(replies)) for _ in s.questions] for s in samples]
         return ledger.results(answers, tokenizer)

@@ -8,13 +8,12 @@ a batch in one generate call. peak_store = chunks indexed.
 
 from __future__ import annotations
 
-from atommem.agent.chunking import chunk_text
 from atommem.data.records import LongSample
 from atommem.memory.store import MemoryStore
 from atommem.methods import baseline_prompts as bp
 from atommem.methods.base import MethodContext, MethodResult
-from atommem.methods.workflow import (Ledger, answer_of, batches, check_options, count_tokens, prompt_tokens,
-                                      window)
+from atommem.methods.workflow import (Ledger, answer_of, batches, check_options, chunks_of, count_tokens,
+                                      prompt_tokens, window)
 
 PASSAGE_OVERHEAD = 16  # tokens of the <chunk>/Passage i wrapper around each retrieved chunk
 
@@ -39,19 +38,20 @@ class RAGMethod:
         return [r for batch in batches(samples, ctx.batch_size) for r in self._run_batch(batch, ctx)]
 
     def _run_batch(self, samples: list[LongSample], ctx: MethodContext) -> list[MethodResult]:
-        env, tokenizer = ctx.env, ctx.llm.tokenizer
+        tokenizer = ctx.llm.tokenizer
         ledger = Ledger(samples)
         requests = []
         for i, sample in enumerate(samples):
             with ledger.timed(i):
                 store = MemoryStore(ctx.embedder)
-                store.add(chunk_text(sample.context, tokenizer, env.chunk_tokens, env.chunk_overlap, env.max_chunks), turn=0)
+                store.add(chunks_of(sample, ctx), turn=0)
                 ledger.note_store(i, len(store))
                 questions = [q.question for q in sample.questions]
                 vectors = ctx.embedder.embed_queries(questions) if questions else []
                 for question, vector in zip(questions, vectors):
-                    ranked = [e.text for e in store.search(vector, env.top_k)]
-                    room = window(ctx) - ctx.sampling.max_new_tokens - prompt_tokens(tokenizer, bp.rag_answer(question, []))
+                    ranked = [e.text for e in store.search(vector, ctx.env.top_k)]
+                    overhead = prompt_tokens(tokenizer, bp.rag_answer(question, []))
+                    room = window(ctx) - ctx.sampling.max_new_tokens - overhead
                     requests.append((i, bp.rag_answer(question, fit_chunks(ranked, tokenizer, room))))
         replies = iter(ledger.generate(ctx.llm, ctx.sampling, requests))
         answers = [[answer_of(next(replies)) for _ in s.questions] for s in samples]

@@ -10,7 +10,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from atommem.agent.chunking import chunk_text
 from atommem.agent.ops import extract_boxed
+from atommem.config import ConfigError
 from atommem.data.records import LongSample
 from atommem.llm.base import LLM, Conversation, SamplingConfig, chat_prompt_ids
 from atommem.methods.base import MethodContext, MethodResult
@@ -92,6 +94,12 @@ def batches(samples: list[LongSample], size: int) -> list[list[LongSample]]:
     return [samples[start : start + size] for start in range(0, len(samples), size)]
 
 
+def chunks_of(sample: LongSample, ctx: MethodContext) -> list[str]:
+    """The sample's context chunked exactly as the agent reads it (same EnvConfig constants)."""
+    env = ctx.env
+    return chunk_text(sample.context, ctx.llm.tokenizer, env.chunk_tokens, env.chunk_overlap, env.max_chunks)
+
+
 def count_tokens(tokenizer, text: str) -> int:
     return len(tokenizer.encode(text, add_special_tokens=False))
 
@@ -117,5 +125,5 @@ def check_options(name: str, options: dict, allowed: dict) -> dict:
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         valid = ", ".join(sorted(allowed)) or "none"
-        raise ValueError(f"method_options: {name} does not take {unknown[0]!r}; valid options: {valid}")
+        raise ConfigError(f"method_options: {name} does not take {unknown[0]!r}; valid options: {valid}")
     return {**allowed, **options}

@@ -21,8 +21,9 @@ from atommem.eval.scoring import add_judgements, score_trajectories, summarize, 
 from atommem.io import read_jsonl, write_jsonl_atomic
 from atommem.llm.base import ModelConfig, SamplingConfig, build_llm
 from atommem.memory.embedders import EmbedderConfig, build_embedder
+from atommem.methods.ablations import apply_ablation
 from atommem.methods.base import MethodContext, MethodResult
-from atommem.methods.registry import get_method
+from atommem.methods.registry import AGENT_METHODS, get_method
 from atommem.tracking import TrackingConfig, summary_metrics, tracked_run
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class EvaluateConfig:
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     method_options: dict = field(default_factory=dict)
+    ablation: str | None = None  # agent methods only: a name in atommem.methods.ablations (env overrides)
 
 
 CONFIG_CLASS = EvaluateConfig
@@ -61,6 +63,10 @@ def check_config(cfg: EvaluateConfig) -> None:
     if cfg.judge.enabled and not (cfg.judge.base_url and cfg.judge.model):
         raise ConfigError("judge.base_url and judge.model are required when judge.enabled is true")
     get_method(cfg.method)
+    if cfg.ablation is not None:
+        apply_ablation(cfg.env, cfg.ablation)  # unknown name or a combination EnvConfig refuses
+        if cfg.method not in AGENT_METHODS:
+            raise ConfigError(f"ablation: only for the agent methods ({', '.join(AGENT_METHODS)}), not {cfg.method!r}")
 
 
 def main(cfg: EvaluateConfig) -> dict:
@@ -78,7 +84,7 @@ def main(cfg: EvaluateConfig) -> dict:
                 llm=build_llm(cfg.model),
                 sampling=cfg.sampling,
                 embedder=build_embedder(cfg.embedder),
-                env=cfg.env,
+                env=apply_ablation(cfg.env, cfg.ablation) if cfg.ablation else cfg.env,
                 batch_size=cfg.batch_size,
                 options=cfg.method_options,
                 progress=cfg.progress,
@@ -97,7 +103,8 @@ def main(cfg: EvaluateConfig) -> dict:
             row.update(cost_by_sample[row["sample_id"]])
         if cfg.judge.enabled:
             add_judgements(rows, cfg.judge)
-        summary = {"method": cfg.method, "policy": cfg.policy, "run": cfg.run, "config": asdict(cfg), **summarize(rows)}
+        summary = {"method": cfg.method, "policy": cfg.policy, "run": cfg.run, "ablation": cfg.ablation,
+                   "config": asdict(cfg), **summarize(rows)}
         trajectories = [r.trajectory.to_dict() for r in results if r.trajectory is not None]
         if trajectories:
             write_jsonl_atomic(out_dir / "trajectories.jsonl", trajectories)

@@ -1,13 +1,24 @@
 # Paths and the per-stage configs the rules hand to `atommem <stage> --config '{json}'`.
 # Every value comes from the validated workflow config; the rules add only input/output paths.
-import json
 import os
 import re
+from pathlib import Path
+
+import yaml
+from atommem.llm.models import HUB_ALIASES, LOCAL_BUILDERS
 
 # relative to the working directory, so moving the repository does not change params (no reruns)
 LAUNCH = os.path.join(os.path.relpath(workflow.basedir), "scripts", "launch.sh")
-BASE_MODEL = "results/models/base"
+MODEL_NAME = config["model"]["name"]
+# Local aliases (smollm2-135m, tiny-random) are built once into results/models/<alias> by
+# convert_model, before the parallel jobs that load them; hub ids and folders pass through unbuilt.
+BASE_MODEL = (
+    f"results/models/{MODEL_NAME}"
+    if MODEL_NAME in LOCAL_BUILDERS
+    else HUB_ALIASES.get(MODEL_NAME, MODEL_NAME)
+)
 SFT_DATA = "results/sft_data"
+EVAL_DIR = "results/eval/{run}/{benchmark}_{num_docs}"
 # folder whose final/ holds each policy's weights
 POLICY_RUN = {"sft": "results/train/sft", "rl": "results/train/rl-full"}
 RL_VARIANTS = {"full": {}, **config["rl"]["variants"]}
@@ -23,6 +34,7 @@ wildcard_constraints:
     benchmark="[a-z0-9]+",
     num_docs="[0-9]+",
     policy="zeroshot|sft|rl",
+    alias=one_of(LOCAL_BUILDERS),
     variant=one_of(RL_VARIANTS),
     method=one_of(BASELINES) or "(?!)",  # no baselines: matches nothing
     ablation=one_of(config["ablations"]["settings"]),
@@ -40,8 +52,25 @@ def check_cross_references(cfg):
         raise ValueError("config rl.variants: 'full' is the full-memory run and cannot be redefined")
 
 
-def to_json(mapping):
-    return json.dumps(mapping, sort_keys=True)
+class OneLineDumper(yaml.SafeDumper):
+    """Writes multi-line strings double-quoted with \\n escapes, so a config stays on one line."""
+
+
+OneLineDumper.add_representer(
+    str,
+    lambda dumper, text: dumper.represent_scalar(
+        "tag:yaml.org,2002:str", text, style='"' if "\n" in text else None
+    ),
+)
+
+
+def inline_config(mapping):
+    """One-line YAML flow mapping (JSON-like): the CLI reads inline configs as YAML, which takes
+    1.0e-06 as a float but JSON's 1e-06 as a string."""
+    text = yaml.dump(
+        mapping, Dumper=OneLineDumper, default_flow_style=True, sort_keys=True, width=float("inf")
+    )
+    return text.strip()
 
 
 def samples_path(benchmark, num_docs):
@@ -55,6 +84,19 @@ def train_samples_path():
 
 def policy_model_dir(policy):
     return BASE_MODEL if policy == "zeroshot" else f"{POLICY_RUN[policy]}/final"
+
+
+def model_input(policy):
+    """{"model": folder} when a job of this DAG makes the policy's folder; a hub model is no file."""
+    folder = policy_model_dir(policy)
+    return {"model": folder} if folder.startswith("results/") else {}
+
+
+def eval_inputs(policy):
+    return lambda wildcards: {
+        "samples": samples_path(wildcards.benchmark, wildcards.num_docs),
+        **model_input(policy if policy else wildcards.policy),
+    }
 
 
 def model_section(folder, resources):
@@ -76,6 +118,7 @@ def tracking_section(rule_name, wildcards, run_name):
         "enabled": tracking["enabled"],
         "tracking_uri": tracking["tracking_uri"],
         "experiment": tracking["experiment"],
+        "artifact_location": tracking["artifact_location"],
         "run_name": run_name,
         "tags": {"rule": rule_name, **{key: str(value) for key, value in wildcards.items()}},
     }
@@ -108,6 +151,20 @@ def ablation_table_runs():
 
 def rl_metrics(variants):
     return {v: f"results/train/rl-{v}/training_metrics.jsonl" for v in variants}
+
+
+def eval_outputs(run):
+    folder = EVAL_DIR.replace("{run}", run)
+    return {"summary": f"{folder}/summary.json", "predictions": f"{folder}/predictions.jsonl"}
+
+
+def figure_outputs(figure):
+    return {
+        "pdf": report(
+            f"results/figures/{figure}.pdf", caption=f"../report/{figure}.rst", category="Figures"
+        ),
+        "png": f"results/figures/{figure}.png",
+    }
 
 
 FIGURES = ["op_frequency", "train_reward", "em_by_length"]

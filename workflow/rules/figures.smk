@@ -1,19 +1,6 @@
 # Tables (atommem compare) and figures (atommem plot), each marked for `snakemake --report`.
 
 
-def compare_config(input, output):
-    return to_json({"inputs": list(input), "out_csv": output.csv, "out_md": output.md})
-
-
-def plot_config(wildcards, input, output, figure):
-    """Each input with its label: an RL run name for training curves, a run folder for scores."""
-    if figure == "em_by_length":
-        inputs = [{"label": path.split("/")[2], "path": path} for path in input]
-    else:
-        inputs = [{"label": label, "path": path} for label, path in input.items()]
-    return to_json({"figure": figure, "inputs": inputs, "out": output.pdf})
-
-
 rule table_main:
     input:
         eval_summaries(main_table_runs(), config["data"]["benchmarks"], config["data"]["doc_counts"]),
@@ -54,22 +41,13 @@ rule table_ablations:
         "atommem compare --config {params.cfg:q} > {log} 2>&1"
 
 
-def figure_outputs(figure):
-    return {
-        "pdf": report(
-            f"results/figures/{figure}.pdf", caption=f"../report/{figure}.rst", category="Figures"
-        ),
-        "png": f"results/figures/{figure}.png",
-    }
-
-
 rule figure_op_frequency:
     input:
         **rl_metrics(RL_VARIANTS),
     output:
         **figure_outputs("op_frequency"),
     params:
-        cfg=lambda wildcards, input, output: plot_config(wildcards, input, output, "op_frequency"),
+        cfg=lambda wildcards, input, output: plot_config(input, output, "op_frequency"),
     log:
         "results/logs/plot/op_frequency.log",
     threads: config["resources"]["report"]["threads"]
@@ -87,7 +65,7 @@ rule figure_train_reward:
     output:
         **figure_outputs("train_reward"),
     params:
-        cfg=lambda wildcards, input, output: plot_config(wildcards, input, output, "train_reward"),
+        cfg=lambda wildcards, input, output: plot_config(input, output, "train_reward"),
     log:
         "results/logs/plot/train_reward.log",
     threads: config["resources"]["report"]["threads"]
@@ -105,7 +83,7 @@ rule figure_em_by_length:
     output:
         **figure_outputs("em_by_length"),
     params:
-        cfg=lambda wildcards, input, output: plot_config(wildcards, input, output, "em_by_length"),
+        cfg=lambda wildcards, input, output: plot_config(input, output, "em_by_length"),
     log:
         "results/logs/plot/em_by_length.log",
     threads: config["resources"]["report"]["threads"]

@@ -1,14 +1,14 @@
-# The policy base model is resolved once (alias -> local HF folder: the SmolLM2 GGUF is dequantised,
-# a hub id downloaded) so every later job loads a plain folder and SFT/RL can save the same format.
+# Local model aliases (see common.smk) are built once, before the parallel jobs that load them:
+# SmolLM2's GGUF is dequantised into a plain HF folder that SFT and RL can also save in.
 
 
 rule convert_model:
     output:
-        directory(BASE_MODEL),
+        directory("results/models/{alias}"),
     params:
-        cfg=lambda wildcards, output: to_json({"model": config["model"], "out_dir": output[0]}),
+        cfg=lambda wildcards: inline_config({"name": wildcards.alias, "cache_dir": "results/models"}),
     log:
-        "results/logs/convert_model/base.log",
+        "results/logs/convert_model/{alias}.log",
     threads: config["resources"]["convert_model"]["threads"]
     resources:
         **resources_of("convert_model"),

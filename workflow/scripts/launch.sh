@@ -6,9 +6,14 @@
 # Devices: SLURM sets CUDA_VISIBLE_DEVICES for its jobs; a local run does not, so the job claims
 # GPUS free device ids with flock. The locks live as long as the job's processes (also on SIGKILL),
 # so jobs sharing a node get disjoint devices. ACCELERATE_CONFIG, when set, is passed to accelerate.
+# ATOMMEM_PARENT_RUN_ID, when set, becomes the run's MLflow parent.
 set -euo pipefail
 gpus=$1 mode=$2
 shift 2
+# the DAG invocation's MLflow parent run (set by the Snakefile's onstart, inherited by every job)
+if [ -n "${ATOMMEM_PARENT_RUN_ID:-}" ]; then
+    set -- "$@" --set "tracking.parent_run_id=$ATOMMEM_PARENT_RUN_ID"
+fi
 
 if [ "$gpus" -eq 0 ]; then
     export CUDA_VISIBLE_DEVICES=""

@@ -1,0 +1,108 @@
+"""SFT with TRL's SFTTrainer on prompt-completion examples: the loss covers the completion tokens only.
+
+The prompt is rendered with the same chat template (and template arguments, e.g. Qwen3's thinking switch)
+that the agent uses at generation time, so the student is trained on the exact prompts it will see.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from datasets import Dataset
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers.trainer_utils import get_last_checkpoint
+from trl import SFTConfig, SFTTrainer
+
+from atommem.io import read_jsonl, write_jsonl_atomic
+from atommem.llm.base import chat_template_kwargs
+from atommem.llm.hf import DTYPES
+from atommem.llm.models import resolve_model
+from atommem.tracking import tracked_run
+
+if TYPE_CHECKING:
+    from atommem.recipes.sft import SFTRecipeConfig
+
+log = logging.getLogger("atommem.train")
+
+# recipe fields passed to trl.SFTConfig under the same name
+TRAINER_FIELDS = (
+    "num_train_epochs", "max_steps", "learning_rate", "lr_scheduler_type", "warmup_steps", "weight_decay",
+    "per_device_train_batch_size", "gradient_accumulation_steps", "max_length", "gradient_checkpointing",
+    "bf16", "logging_steps", "save_steps", "save_total_limit", "seed",
+)
+
+
+def load_examples(path: str | os.PathLike, tokenizer) -> Dataset:
+    """Prompt-completion rows (metadata columns dropped), with the agent's chat-template arguments."""
+    template_kwargs = chat_template_kwargs(tokenizer)
+    rows = []
+    for row in read_jsonl(path):
+        example = {"prompt": row["prompt"], "completion": row["completion"]}
+        if template_kwargs:
+            example["chat_template_kwargs"] = template_kwargs
+        rows.append(example)
+    if not rows:
+        raise ValueError(f"{path}: no examples (did every trajectory fail the filter?)")
+    return Dataset.from_list(rows)
+
+
+def trainer_config(cfg: SFTRecipeConfig) -> SFTConfig:
+    values = {name: getattr(cfg, name) for name in TRAINER_FIELDS}
+    return SFTConfig(
+        output_dir=str(Path(cfg.out_dir) / "checkpoints"),
+        completion_only_loss=True,
+        report_to=["mlflow"] if cfg.tracking.enabled else [],
+        save_strategy="steps",
+        **{**values, **cfg.trainer_args},
+    )
+
+
+def train_sft(cfg: SFTRecipeConfig) -> Path:
+    out_dir = Path(cfg.out_dir)
+    path = resolve_model(cfg.model.name)
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(cfg.model.tokenizer) if cfg.model.tokenizer else path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[cfg.model.dtype])
+    args = trainer_config(cfg)
+    peft_config = None
+    if cfg.lora:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(task_type="CAUSAL_LM", **cfg.lora)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=load_examples(cfg.examples, tokenizer),
+                         processing_class=tokenizer, peft_config=peft_config)
+    resume = get_last_checkpoint(args.output_dir) if Path(args.output_dir).is_dir() else None
+    if resume:
+        log.info("resuming SFT from %s", resume)
+    with tracked_run(cfg.tracking, params=dataclasses.asdict(cfg)):  # TRL logs into this active run
+        trainer.train(resume_from_checkpoint=resume)
+    if trainer.is_world_process_zero():
+        write_jsonl_atomic(out_dir / "metrics.jsonl", trainer.state.log_history)
+    return save_plain_model(trainer, tokenizer, out_dir, path, merge_lora=peft_config is not None)
+
+
+def save_plain_model(trainer, tokenizer, out_dir: Path, base_path: str, merge_lora: bool) -> Path:
+    """`out_dir/final/`: a plain HF folder (LoRA merged into the base), written aside and renamed."""
+    final, tmp = out_dir / "final", out_dir / ".final.tmp"
+    if trainer.is_world_process_zero():
+        shutil.rmtree(tmp, ignore_errors=True)
+    trainer.save_model(str(tmp))  # gathers sharded weights (FSDP/ZeRO-3) on every process
+    if trainer.is_world_process_zero():
+        if merge_lora:
+            # merge from the saved adapter onto a fresh full-precision base: works whatever the sharding was
+            from peft import PeftModel
+
+            base = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
+            merged = PeftModel.from_pretrained(base, str(tmp)).merge_and_unload()
+            shutil.rmtree(tmp)
+            merged.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+    trainer.accelerator.wait_for_everyone()
+    return final

@@ -1,0 +1,153 @@
+"""The Snakemake workflow: config validation, dry-runs, lint, and the test config's full DAG
+(including a SIGKILL in the middle and a rerun that keeps finished jobs)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+CONFIGS = ["config/config.yaml", "config/test.yaml", "config/paper.yaml"]
+FINAL = [f"results/tables/{t}.{e}" for t in ("main", "ablations") for e in ("csv", "md")] + [
+    f"results/figures/{f}.{e}" for f in ("op_frequency", "train_reward", "em_by_length") for e in ("pdf", "png")
+]
+
+
+# jobs call `atommem` from PATH: the environment this test runs in
+ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
+def snakemake(*args: str, cwd: Path = REPO, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=ENV
+    )
+
+
+def workdir(tmp_path: Path) -> Path:
+    """A run folder with the repo's workflow, configs and data linked in, so results/ lands there."""
+    for name in ("workflow", "config", "data", "profiles"):
+        (tmp_path / name).symlink_to(REPO / name)
+    return tmp_path
+
+
+def bad_config(tmp_path: Path, content: dict) -> str:
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(content))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        ({"env": {"chunk_tokns": 256}}, ["chunk_tokns", "env"]),
+        ({"rl": {"steps": "many"}}, ["many", "steps"]),
+        ({"data": {"doc_counts": [10, "lots"]}}, ["lots", "doc_counts"]),
+        ({"evaluate": {"baselines": ["memagnet"]}}, ["memagnet", "baselines"]),
+        ({"ablations": {"runs": ["no-such-ablation"]}}, ["no-such-ablation", "ablations.runs"]),
+    ],
+)
+def test_bad_config_fails_before_any_job_and_names_the_key(tmp_path, content, words):
+    result = snakemake("-n", "--cores", "1", "--configfile", bad_config(tmp_path, content))
+    assert result.returncode != 0
+    message = result.stdout + result.stderr
+    for word in words:
+        assert word in message, message
+    assert "Job stats" not in message
+
+
+def test_schema_defaults_are_the_default_config():
+    """A key added to one of them only would make `--configfile` overrides behave differently."""
+    from snakemake.utils import validate
+
+    filled: dict = {}
+    validate(filled, str(REPO / "workflow/schemas/config.schema.yaml"))
+    default = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    validate(default, str(REPO / "workflow/schemas/config.schema.yaml"))
+    assert filled == default
+
+
+@pytest.mark.parametrize("configfile", CONFIGS)
+def test_dry_run(configfile):
+    result = snakemake("-n", "--cores", "2", "--resources", "gpu=8", "--configfile", configfile)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for rule in ("prepare_eval", "synthesize", "sft", "rl", "evaluate_policy", "evaluate_baseline",
+                 "evaluate_ablation", "table_main", "figure_op_frequency"):
+        assert rule in result.stdout
+
+
+def test_one_figure_builds_only_what_it_needs():
+    result = snakemake("-n", "--cores", "2", "results/figures/op_frequency.pdf")
+    assert result.returncode == 0, result.stderr
+    assert "rl " in result.stdout and "evaluate_policy" not in result.stdout
+
+
+def test_lint_is_clean():
+    result = snakemake("--lint")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_job_config_is_accepted_by_its_recipe():
+    """The inline config of each stage in a dry-run passes `atommem <stage> --print-config`."""
+    import shlex
+
+    out = snakemake("-n", "-p", "--cores", "2", "--configfile", "config/test.yaml").stdout
+    checked = set()
+    for line in out.splitlines():
+        if not line.startswith("Shell command: "):
+            continue
+        words = shlex.split(line.removeprefix("Shell command: ").split(" > ")[0])
+        words = [w for w in words if not w.startswith("ACCELERATE_CONFIG=")]
+        if words and words[0].endswith("launch.sh"):
+            words = ["atommem", *words[3:]]
+        if len(words) < 2 or words[1] in checked:
+            continue
+        checked.add(words[1])
+        atommem = str(Path(sys.executable).with_name("atommem"))
+        result = subprocess.run([atommem, *words[1:], "--print-config"], capture_output=True, text=True)
+        assert result.returncode == 0, f"{words[1]}: {result.stderr}"
+    assert {"prepare", "synthesize", "sft", "rl", "evaluate", "compare", "plot"} <= checked
+
+
+@pytest.mark.slow
+def test_test_config_runs_end_to_end(tmp_path):
+    run = workdir(tmp_path)
+    result = snakemake("--cores", "2", "--configfile", "config/test.yaml", cwd=run, timeout=1800)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    for path in FINAL:
+        assert (run / path).stat().st_size > 0, path
+    assert (run / "results/mlflow.db").exists()
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_then_rerun_keeps_finished_jobs(tmp_path):
+    run = workdir(tmp_path)
+    # the local profile reruns jobs a kill left incomplete (their outputs are removed first)
+    cmd = [SNAKEMAKE, "--profile", "profiles/local", "--cores", "2", "--configfile", "config/test.yaml"]
+    # its own process group, so one killpg reaches snakemake and every job it started
+    proc = subprocess.Popen(cmd, cwd=run, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True, env=ENV)
+    sft_done = run / "results/train/sft/final"
+    deadline = time.time() + 1200
+    while not sft_done.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(1)
+    time.sleep(3)  # let the RL and evaluation jobs start
+    assert proc.poll() is None, "the DAG ended before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    finished = {p: p.stat().st_mtime_ns for p in (run / "results/data").rglob("*.jsonl")}
+    finished[sft_done / "config.json"] = (sft_done / "config.json").stat().st_mtime_ns
+    rerun = subprocess.run(cmd, cwd=run, capture_output=True, text=True, timeout=1800, env=ENV)
+    assert rerun.returncode == 0, rerun.stdout[-5000:] + rerun.stderr[-5000:]
+    for path, mtime in finished.items():
+        assert path.stat().st_mtime_ns == mtime, f"{path} was redone"
+    for path in FINAL:
+        assert (run / path).stat().st_size > 0, path
