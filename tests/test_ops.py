@@ -3,7 +3,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from atommem.agent.ops import OP_TAGS, extract_boxed, parse_response
+from atommem.agent.ops import OP_TAGS, parse_response
 
 FRAGMENTS = [
     *[f"<{t}>" for t in OP_TAGS.values()],
@@ -45,14 +45,6 @@ def test_no_valid_tag_is_invalid_turn():
 def test_nested_tag_is_body_text_not_an_op():
     parsed = parse_response("<add_memory>x <delete_memory>Memory 1</delete_memory></add_memory>")
     assert [op.name for op in parsed.ops] == ["create"]
-
-
-def test_boxed_extraction():
-    assert extract_boxed("\\boxed{a {b} c}") == "a {b} c"
-    assert extract_boxed("\\boxed{first} then \\boxed{second}") == "second"
-    assert extract_boxed("  plain answer ") == "plain answer"
-    assert extract_boxed("\\boxed{cut off") is None
-    assert extract_boxed("   ") is None
 
 
 @settings(max_examples=3000, deadline=None)

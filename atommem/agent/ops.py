@@ -11,6 +11,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
+from atommem.eval.metrics import extract_boxed
+
 # op name -> tag; op names are the metric names used everywhere
 OP_TAGS = {
     "create": "add_memory",
@@ -87,22 +89,3 @@ def _make_op(name: str, body: str) -> Op | None:
         answer = extract_boxed(body)
         return None if answer is None else Op(name, answer)
     return Op(name, body.strip())
-
-
-def extract_boxed(body: str) -> str | None:
-    r"""The content of the last \boxed{...} (nested braces allowed); the bare body if there is no box."""
-    start = body.rfind("\\boxed{")
-    if start < 0:
-        bare = body.strip()
-        return bare or None
-    depth, i = 1, start + len("\\boxed{")
-    content_start = i
-    while i < len(body):
-        if body[i] == "{":
-            depth += 1
-        elif body[i] == "}":
-            depth -= 1
-            if depth == 0:
-                return body[content_start:i].strip()
-        i += 1
-    return None  # unbalanced box
