@@ -29,10 +29,13 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     cfg: dict = {}
     if path is not None and str(path).lstrip().startswith("{"):
         # an inline mapping (how Snakemake rules pass their params)
-        try:
-            cfg = yaml.safe_load(str(path))
-        except yaml.YAMLError as err:
-            raise ConfigError(f"inline --config is not valid YAML/JSON: {err}") from None
+        try:  # JSON first: YAML 1.1 would read JSON's 1e-06 as a string
+            cfg = json.loads(str(path))
+        except json.JSONDecodeError:
+            try:
+                cfg = yaml.safe_load(str(path))
+            except yaml.YAMLError as err:
+                raise ConfigError(f"inline --config is not valid JSON or YAML: {err}") from None
     elif path is not None:
         path = Path(path)
         if not path.exists():

@@ -249,7 +249,7 @@ def test_evaluate_writes_cost_columns_for_a_baseline(tmp_path, samples):
 def test_every_method_on_smollm2(tmp_path):
     """Smoke run of every method with the real SmolLM2-135M on two short samples."""
     records = load_benchmark("hotpotqa", shipped_sample("hotpotqa"))
-    real_samples = build_long_samples(records, num_docs=3, seed=3, max_samples=2, max_group_size=2)
+    real_samples = build_long_samples(records, num_docs=4, seed=3, max_samples=2, max_group_size=2)
     llm = build_llm(ModelConfig(name="smollm2-135m", max_model_len=WINDOW))
     env = EnvConfig(chunk_tokens=256, chunk_overlap=16, top_k=3, max_turns=8)
     for name in sorted(METHODS):

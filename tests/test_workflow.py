@@ -33,6 +33,7 @@ def snakemake(*args: str, cwd: Path = REPO, timeout: float = 300) -> subprocess.
 
 def workdir(tmp_path: Path) -> Path:
     """A run folder with the repo's workflow, configs and data linked in, so results/ lands there."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     for name in ("workflow", "config", "data", "profiles"):
         (tmp_path / name).symlink_to(REPO / name)
     return tmp_path
