@@ -29,13 +29,14 @@ def main() -> None:
     parser.add_argument("--max-turns", type=int, default=4)
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--chunk-tokens", type=int, default=256)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     args = parser.parse_args()
 
     records = load_benchmark("hotpotqa", shipped_sample("hotpotqa"))
     samples = build_long_samples(records, args.num_docs, max_group_size=2, max_samples=args.episodes)
     env = EnvConfig(chunk_tokens=args.chunk_tokens, chunk_overlap=16, max_turns=args.max_turns)
     sampling = SamplingConfig(temperature=0.0, max_new_tokens=args.max_new_tokens)
-    llm = build_llm(ModelConfig(name=args.model, max_batch_size=args.episodes))
+    llm = build_llm(ModelConfig(name=args.model, dtype=args.dtype, max_batch_size=args.episodes))
     embedder = build_embedder(EmbedderConfig(kind=args.embedder))
 
     def episodes(batch):
@@ -55,7 +56,7 @@ def main() -> None:
 
     turns_b = sum(len(t.turns) for t in batched)
     turns_s = sum(len(t.turns) for t in single)
-    print(f"model {args.model}, embedder {args.embedder}, {len(samples)} episodes, {args.num_docs} docs, "
+    print(f"model {args.model} ({args.dtype}), embedder {args.embedder}, {len(samples)} episodes, {args.num_docs} docs, "
           f"max {args.max_turns} turns, {args.max_new_tokens} new tokens")
     print(f"{'mode':<22}{'episodes/s':>12}{'turns':>8}{'wall s':>9}{'outside LLM':>13}")
     print(f"{'lock-step batch ' + str(len(samples)):<22}{len(samples) / batched_s:>12.3f}{turns_b:>8}{batched_s:>9.1f}"
