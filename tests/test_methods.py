@@ -247,13 +247,13 @@ def test_evaluate_writes_cost_columns_for_a_baseline(tmp_path, samples):
 
 @pytest.mark.slow
 def test_every_method_on_smollm2(tmp_path):
-    """Smoke run of every method with the real SmolLM2-135M on two short samples."""
+    """Smoke run of every method with the real SmolLM2-135M on one short sample."""
     records = load_benchmark("hotpotqa", shipped_sample("hotpotqa"))
-    real_samples = build_long_samples(records, num_docs=4, seed=3, max_samples=2, max_group_size=2)
-    llm = build_llm(ModelConfig(name="smollm2-135m", max_model_len=WINDOW))
-    env = EnvConfig(chunk_tokens=256, chunk_overlap=16, top_k=3, max_turns=8)
+    real_samples = build_long_samples(records, num_docs=4, seed=3, max_samples=1, max_group_size=2)
+    llm = build_llm(ModelConfig(name="smollm2-135m", dtype="bfloat16", max_model_len=WINDOW))
+    env = EnvConfig(chunk_tokens=384, chunk_overlap=16, top_k=3, max_turns=4)
     for name in sorted(METHODS):
-        ctx = MethodContext(llm=llm, sampling=SamplingConfig(max_new_tokens=24), embedder=HashingEmbedder(dim=64),
+        ctx = MethodContext(llm=llm, sampling=SamplingConfig(max_new_tokens=16), embedder=HashingEmbedder(dim=64),
                             env=env, batch_size=2, progress=False)
         results = get_method(name).run(real_samples, ctx)
         assert [len(r.answers) for r in results] == [len(s.questions) for s in real_samples], name

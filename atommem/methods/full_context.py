@@ -10,7 +10,8 @@ from __future__ import annotations
 from atommem.data.records import LongSample
 from atommem.methods import baseline_prompts as bp
 from atommem.methods.base import MethodContext, MethodResult
-from atommem.methods.workflow import Ledger, answer_of, batches, check_options, prompt_tokens, window
+from atommem.eval.metrics import extract_boxed
+from atommem.methods.fixed_workflow import Ledger, batches, check_options, prompt_tokens, window
 
 GAP = "\n...\n"  # marks where the middle of a truncated context was dropped
 MARGIN = 16  # tokens of slack: decoding and re-encoding a cut text may shift its token count a little
@@ -48,5 +49,5 @@ class FullContextMethod:
                 context = centre_truncate(sample.context, tokenizer, room)
                 requests += [(i, bp.full_context_answer(q.question, context)) for q in sample.questions]
         replies = iter(ledger.generate(ctx.llm, ctx.sampling, requests))
-        answers = [[answer_of(next(replies)) for _ in s.questions] for s in samples]
+        answers = [[extract_boxed(next(replies)) for _ in s.questions] for s in samples]
         return ledger.results(answers, tokenizer)

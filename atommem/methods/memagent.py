@@ -10,7 +10,8 @@ from __future__ import annotations
 from atommem.data.records import LongSample
 from atommem.methods import baseline_prompts as bp
 from atommem.methods.base import MethodContext, MethodResult
-from atommem.methods.workflow import Ledger, answer_of, batches, check_options, chunks_of
+from atommem.eval.metrics import extract_boxed
+from atommem.methods.fixed_workflow import Ledger, batches, check_options, chunks_of
 
 
 class MemAgentMethod:
@@ -42,5 +43,5 @@ class MemAgentMethod:
         requests = [(i, bp.memagent_answer(q.question, memories[i]))
                     for i, sample in enumerate(samples) for q in sample.questions]
         replies = iter(ledger.generate(ctx.llm, ctx.sampling, requests))
-        answers = [[answer_of(next(replies)) for _ in s.questions] for s in samples]
+        answers = [[extract_boxed(next(replies)) for _ in s.questions] for s in samples]
         return ledger.results(answers, tokenizer)

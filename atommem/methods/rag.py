@@ -12,7 +12,8 @@ from atommem.data.records import LongSample
 from atommem.memory.store import MemoryStore
 from atommem.methods import baseline_prompts as bp
 from atommem.methods.base import MethodContext, MethodResult
-from atommem.methods.workflow import (Ledger, answer_of, batches, check_options, chunks_of, count_tokens,
+from atommem.eval.metrics import extract_boxed
+from atommem.methods.fixed_workflow import (Ledger, batches, check_options, chunks_of, count_tokens,
                                       prompt_tokens, window)
 
 PASSAGE_OVERHEAD = 16  # tokens of the <chunk>/Passage i wrapper around each retrieved chunk
@@ -54,5 +55,5 @@ class RAGMethod:
                     room = window(ctx) - ctx.sampling.max_new_tokens - overhead
                     requests.append((i, bp.rag_answer(question, fit_chunks(ranked, tokenizer, room))))
         replies = iter(ledger.generate(ctx.llm, ctx.sampling, requests))
-        answers = [[answer_of(next(replies)) for _ in s.questions] for s in samples]
+        answers = [[extract_boxed(next(replies)) for _ in s.questions] for s in samples]
         return ledger.results(answers, tokenizer)

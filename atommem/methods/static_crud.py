@@ -20,7 +20,8 @@ from atommem.data.records import LongSample
 from atommem.memory.store import MemoryEntry, MemoryStore
 from atommem.methods import baseline_prompts as bp
 from atommem.methods.base import MethodContext, MethodResult
-from atommem.methods.workflow import Ledger, answer_of, batches, check_options, chunks_of, count_tokens
+from atommem.eval.metrics import extract_boxed
+from atommem.methods.fixed_workflow import Ledger, batches, check_options, chunks_of, count_tokens
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ class StaticCRUDMethod:
                     entries = _within_budget(stores[i], vector, ctx, tokenizer)
                     requests.append((i, bp.memory_answer(question, [e.text for e in entries])))
         replies = iter(ledger.generate(ctx.llm, ctx.sampling, requests))
-        answers = [[answer_of(next(replies)) for _ in s.questions] for s in samples]
+        answers = [[extract_boxed(next(replies)) for _ in s.questions] for s in samples]
         return ledger.results(answers, tokenizer)
 
     @staticmethod

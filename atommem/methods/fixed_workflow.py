@@ -11,7 +11,6 @@ import time
 from dataclasses import dataclass
 
 from atommem.agent.chunking import chunk_text
-from atommem.agent.ops import extract_boxed
 from atommem.config import ConfigError
 from atommem.data.records import LongSample
 from atommem.llm.base import LLM, Conversation, SamplingConfig, chat_prompt_ids
@@ -107,11 +106,6 @@ def count_tokens(tokenizer, text: str) -> int:
 def prompt_tokens(tokenizer, conversation: Conversation) -> int:
     """Tokens of `conversation` as the backend will send it (chat template + generation prompt)."""
     return len(chat_prompt_ids(tokenizer, conversation))
-
-
-def answer_of(text: str) -> str | None:
-    r"""The boxed answer of a reply (the bare reply when it has no \boxed{}), as the agent's parser does."""
-    return extract_boxed(text)
 
 
 def window(ctx: MethodContext) -> int:
