@@ -37,9 +37,10 @@ def main() -> None:
     parser.add_argument("--max-turns", type=int, default=4)
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--micro-batch-size", type=int, default=4)
+    parser.add_argument("--mixed-precision", default="no", choices=["no", "bf16"])
     args = parser.parse_args()
 
-    accelerator = Accelerator(cpu=True)
+    accelerator = Accelerator(cpu=True, mixed_precision=args.mixed_precision)
     load_start = time.perf_counter()
     policy = HFBackend(ModelConfig(name=args.model, device="cpu", max_batch_size=args.prompts * args.group_size))
     model = policy.model
@@ -53,7 +54,7 @@ def main() -> None:
     env = EnvConfig(chunk_tokens=args.chunk_tokens, chunk_overlap=min(100, args.chunk_tokens // 4),
                     max_turns=args.max_turns)
     embedder = HashingEmbedder(dim=256)
-    engine = HFRolloutEngine(policy)
+    engine = HFRolloutEngine(policy, accelerator.autocast)
     sampling = SamplingConfig(temperature=1.0, max_new_tokens=args.max_new_tokens, seed=0)
 
     step_start = time.perf_counter()

@@ -57,13 +57,15 @@ OP_NAMES = ("create", "read", "update", "delete", "scratchpad")
 class HFRolloutEngine:
     """Generates with the training model itself (shared parameters), so there are no weights to sync."""
 
-    def __init__(self, backend: HFBackend):
+    def __init__(self, backend: HFBackend, autocast):
         self.backend = backend
         self.tokenizer = backend.tokenizer
+        self.autocast = autocast  # the accelerator's, so rollouts run in the training precision
 
     def generate(self, conversations: list[Conversation], sampling: SamplingConfig) -> list[Generation]:
         self.backend.model.eval()
-        return self.backend.generate(conversations, sampling)
+        with self.autocast():
+            return self.backend.generate(conversations, sampling)
 
     def sync_weights(self, model) -> None:
         pass
@@ -215,7 +217,7 @@ def _build_engine(cfg: RLConfig, accelerator: Accelerator, policy: HFBackend):
         return VLLMRolloutEngine(replace(cfg.model, backend="vllm"))
     if accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED):
         raise ValueError("rollout: hf generation cannot run on a sharded model; use rollout=vllm with FSDP")
-    return HFRolloutEngine(policy)
+    return HFRolloutEngine(policy, accelerator.autocast)
 
 
 def save_final(accelerator: Accelerator, model, tokenizer, out_dir: Path) -> Path:
@@ -234,7 +236,7 @@ def save_final(accelerator: Accelerator, model, tokenizer, out_dir: Path) -> Pat
 
 # ---- the loop ---------------------------------------------------------------------------------------
 def train(cfg: RLConfig) -> Path:
-    accelerator = Accelerator()
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision)
     if cfg.prompts_per_step % accelerator.num_processes:
         raise ValueError(f"prompts_per_step={cfg.prompts_per_step} must divide over {accelerator.num_processes} processes")
     set_seed(cfg.seed)

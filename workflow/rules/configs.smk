@@ -34,6 +34,7 @@ def prepare_config(wildcards, output, split):
             "sha256": source["sha256"],
             "num_docs": int(wildcards.num_docs),
             "seed": config["data"]["seed"],
+            "max_group_size": config["data"]["max_group_size"],
             "skip_questions": skip,
             "max_questions": max_questions,
             "max_samples": max_samples,
