@@ -10,8 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+import nbformat
 import pytest
 import yaml
+from nbclient import NotebookClient
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
@@ -118,7 +120,7 @@ def test_every_job_config_is_accepted_by_its_recipe():
 
 
 @pytest.mark.slow
-def test_sigkill_mid_run_then_rerun_keeps_finished_jobs(tmp_path):
+def test_sigkill_mid_run_then_rerun_keeps_finished_jobs(tmp_path, monkeypatch):
     run = workdir(tmp_path)
     # the local profile reruns jobs a kill left incomplete (their outputs are removed first)
     cmd = [SNAKEMAKE, "--profile", "profiles/local", "--cores", "2", "--configfile", "config/test.yaml"]
@@ -144,3 +146,10 @@ def test_sigkill_mid_run_then_rerun_keeps_finished_jobs(tmp_path):
     for path in FINAL:
         assert (run / path).stat().st_size > 0, path
     assert (run / "results/mlflow.db").exists()
+    # the comparison notebook runs against this DAG's own MLflow store
+    notebook = nbformat.read(REPO / "notebooks/compare_runs.ipynb", as_version=4)
+    monkeypatch.setenv("ATOMMEM_MLFLOW_URI", f"sqlite:///{run / 'results/mlflow.db'}")
+    NotebookClient(notebook, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(REPO / "notebooks")}}).execute()
+    errors = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert not errors
