@@ -82,8 +82,9 @@ def test_lora_sft_saves_a_merged_plain_folder(tmp_path, tiny_model_dir, examples
     subset = tmp_path / "subset.jsonl"
     write_jsonl_atomic(subset, rows)
     lora = {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]}
+    # bf16 too: on a machine without a GPU that is CPU autocast (the default workflow trains that way)
     final = sft_recipe.main(_sft_config(tiny_model_dir, subset, tmp_path / "lora", lora=lora, max_steps=2,
-                                               save_steps=10))
+                                               save_steps=10, bf16=True))
     assert not (final / "adapter_config.json").exists()
     merged = AutoModelForCausalLM.from_pretrained(final)
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
