@@ -79,8 +79,28 @@ def from_dict(cls: type[T], data: dict | None, prefix: str = "") -> T:
         )
     kwargs = {}
     for name, value in data.items():
+        default = _field_default(fields[name])
+        if dataclasses.is_dataclass(default) and isinstance(value, dict):
+            # a partial section overrides the field's own default (e.g. RL's sampling), not the class's
+            value = _deep_merge(dataclasses.asdict(default), value)
         kwargs[name] = _coerce(hints[name], value, f"{prefix}{name}")
     return cls(**kwargs)
+
+
+def _field_default(f: dataclasses.Field) -> Any:
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None if f.default is dataclasses.MISSING else f.default
+
+
+def _deep_merge(base: dict, override: dict) -> dict:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _coerce(hint: Any, value: Any, key: str) -> Any:
