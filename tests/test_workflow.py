@@ -138,6 +138,10 @@ def test_sigkill_mid_run_then_rerun_keeps_finished_jobs(tmp_path, monkeypatch):
 
     finished = {p: p.stat().st_mtime_ns for p in (run / "results/data").rglob("*.jsonl")}
     finished[sft_done / "config.json"] = (sft_done / "config.json").stat().st_mtime_ns
+    # a SIGKILL leaves Snakemake's directory lock behind; --unlock (what Snakemake's message asks for)
+    # removes it, then the same command picks up where the DAG stopped
+    unlock = subprocess.run([*cmd, "--unlock"], cwd=run, capture_output=True, text=True, timeout=300, env=ENV)
+    assert unlock.returncode == 0, unlock.stderr[-3000:]
     rerun = subprocess.run(cmd, cwd=run, capture_output=True, text=True, timeout=1800, env=ENV)
     assert rerun.returncode == 0, rerun.stdout[-5000:] + rerun.stderr[-5000:]
     for path, mtime in finished.items():
