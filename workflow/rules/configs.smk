@@ -108,13 +108,14 @@ def rl_config(wildcards, input):
 
 def evaluate_config(rule_name, wildcards, input, output, resources, method, run, policy, ablation=None):
     evaluate = config["evaluate"]
+    # the workflow's own ablation table (config ablations.settings) is applied here as env switches, so a
+    # user-defined ablation needs no entry in the library's named ablations
     env_overrides = config["ablations"]["settings"][ablation] if ablation else None
     return inline_config(
         {
             "method": method,
             "run": run,
             "policy": policy,
-            "ablation": ablation,
             "samples": input.samples,
             "out_dir": os.path.dirname(output.summary),
             "max_samples": evaluate["max_samples"],
