@@ -72,16 +72,21 @@ def collect(
     paths: Sequence[str | os.PathLike],
     sort: Sequence[str] = ("benchmark", "num_docs", "run"),
     keep: Sequence[str] = (),
+    groups: Sequence[str] = (),
 ) -> pd.DataFrame:
     """All groups of all summaries as one frame: keys, scores, then cost columns.
 
-    `keep` (run labels or method names) selects rows; optional columns no kept row has are left out.
+    `keep` (run labels or method names) and `groups` ('<benchmark>_<num_docs>') select rows; optional
+    columns no kept row has are left out.
     """
     rows = [row for path in paths for row in summary_rows(path)]
     if keep:
         rows = [row for row in rows if row["run"] in keep or row["method"] in keep]
+    if groups:
+        rows = [row for row in rows if f"{row['benchmark']}_{row['num_docs']}" in groups]
     if not rows:
         wanted = f" for rows {list(keep)}" if keep else ""
+        wanted += f" in groups {list(groups)}" if groups else ""
         raise TableInputError(f"compare: the inputs hold no '<benchmark>_<num_docs>' groups{wanted}")
     frame = pd.DataFrame(rows).dropna(axis="columns", how="all")
     unknown = [key for key in sort if key not in frame.columns]

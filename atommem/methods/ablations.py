@@ -1,7 +1,8 @@
 """Named ablations of the AtomMem agent (method.md section 6) as EnvConfig overrides, not code copies.
 
 `apply_ablation(env, name)` returns a new EnvConfig; `disabled_ops` overrides add to the ops already
-disabled. Unknown names fail with the list of valid ones.
+disabled. Unknown names fail with the list of valid ones. A custom ablation (the workflow's
+`ablations.custom`) passes its own `switches` under its own name, through the same function.
 """
 
 from __future__ import annotations
@@ -29,9 +30,15 @@ def check_ablation(name: str) -> None:
         raise ConfigError(f"ablation: unknown {name!r}; valid ablations: {', '.join(ABLATIONS)}")
 
 
-def apply_ablation(env: EnvConfig, name: str) -> EnvConfig:
-    check_ablation(name)
-    overrides = dict(ABLATIONS[name])
+def apply_ablation(env: EnvConfig, name: str, switches: dict | None = None) -> EnvConfig:
+    """`env` with ablation `name` applied: the named ablation's switches, or `switches` when given."""
+    if switches is None:
+        check_ablation(name)
+        switches = ABLATIONS[name]
+    unknown = sorted(set(switches) - {f.name for f in dataclasses.fields(EnvConfig)})
+    if unknown:
+        raise ConfigError(f"ablation {name!r}: unknown env switch {unknown[0]!r}")
+    overrides = dict(switches)
     if "disabled_ops" in overrides:
         overrides["disabled_ops"] = sorted(set(env.disabled_ops) | set(overrides["disabled_ops"]))
     return dataclasses.replace(env, **overrides)  # __post_init__ re-checks the combination

@@ -18,6 +18,7 @@ class CompareConfig:
     out_csv: str = "results/tables/main.csv"
     out_md: str = "results/tables/main.md"
     rows: list[str] = field(default_factory=list)  # keep only these run labels or method names; [] keeps all
+    groups: list[str] = field(default_factory=list)  # keep only these '<benchmark>_<num_docs>'; [] keeps all
     sort: list[str] = field(default_factory=lambda: ["benchmark", "num_docs", "run"])
 
 
@@ -35,7 +36,7 @@ def expand_inputs(patterns: list[str]) -> list[str]:
 def main(cfg: CompareConfig) -> None:
     if not cfg.inputs:
         raise ConfigError("inputs: give at least one summary.json path")
-    frame = collect(expand_inputs(cfg.inputs), sort=cfg.sort, keep=cfg.rows)
+    frame = collect(expand_inputs(cfg.inputs), sort=cfg.sort, keep=cfg.rows, groups=cfg.groups)
     write_tables(frame, cfg.out_csv, cfg.out_md)
     log.info("wrote %d rows to %s and %s", len(frame), cfg.out_csv, cfg.out_md)
 

@@ -1,4 +1,7 @@
-"""`atommem evaluate`: run one memory method on one samples file and score every question.
+"""`atommem evaluate`: run one memory method on one or more samples files and score every question.
+
+Samples of all files run together (lock-step batches mix them); scores are grouped per
+`<benchmark>_<num_docs>`, so one run over every benchmark and length gives one summary with a group each.
 
 Writes to `out_dir`: predictions.jsonl (one scored row per question, with cost columns),
 trajectories.jsonl (methods with agent turns), summary.json (macro/micro EM, F1, judge, mean costs).
@@ -34,9 +37,9 @@ class EvaluateConfig:
     method: str = "atommem"  # see atommem.methods.registry
     run: str = "atommem-zero-shot"  # label of this evaluation (tables, MLflow run name)
     policy: str = "zero-shot"  # label of the model checkpoint (zero-shot | sft | rl | ...)
-    samples: str = ""  # JSONL from `atommem prepare`
+    samples: list[str] | str = ""  # JSONL file(s) from `atommem prepare`
     out_dir: str = ""
-    max_samples: int | None = None
+    max_samples: int | None = None  # per samples file
     batch_size: int = 8  # samples processed together (lock-step episodes)
     progress: bool = True
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -47,15 +50,21 @@ class EvaluateConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     method_options: dict = field(default_factory=dict)
     ablation: str | None = None  # agent methods only: a name in atommem.methods.ablations (env overrides)
+    ablation_switches: dict | None = None  # a custom ablation's env switches (then `ablation` is its label)
 
 
 CONFIG_CLASS = EvaluateConfig
 
 
+def samples_files(cfg: EvaluateConfig) -> list[str]:
+    return [cfg.samples] if isinstance(cfg.samples, str) else list(cfg.samples)
+
+
 def check_config(cfg: EvaluateConfig) -> None:
     """Fail on bad input before any model is loaded."""
-    if not cfg.samples:
-        raise ConfigError("samples: required (a JSONL file from `atommem prepare`)")
+    files = samples_files(cfg)
+    if not files or not all(files):
+        raise ConfigError("samples: required (one or more JSONL files from `atommem prepare`)")
     if not cfg.out_dir:
         raise ConfigError("out_dir: required")
     if cfg.batch_size < 1:
@@ -63,20 +72,39 @@ def check_config(cfg: EvaluateConfig) -> None:
     if cfg.judge.enabled and not (cfg.judge.base_url and cfg.judge.model):
         raise ConfigError("judge.base_url and judge.model are required when judge.enabled is true")
     get_method(cfg.method)
+    if cfg.ablation_switches is not None and cfg.ablation is None:
+        raise ConfigError("ablation_switches: give the custom ablation a name in `ablation`")
     if cfg.ablation is not None:
-        apply_ablation(cfg.env, cfg.ablation)  # unknown name or a combination EnvConfig refuses
+        ablated_env(cfg)  # unknown name or a combination EnvConfig refuses
         if cfg.method not in AGENT_METHODS:
             raise ConfigError(f"ablation: only for the agent methods ({', '.join(AGENT_METHODS)}), not {cfg.method!r}")
 
 
+def ablated_env(cfg: EvaluateConfig) -> EnvConfig:
+    if cfg.ablation is None:
+        return cfg.env
+    return apply_ablation(cfg.env, cfg.ablation, cfg.ablation_switches)
+
+
+def read_all_samples(cfg: EvaluateConfig) -> list:
+    samples = [s for path in samples_files(cfg) for s in read_samples(path, cfg.max_samples)]
+    seen = set()
+    for sample in samples:
+        if sample.id in seen:
+            raise ConfigError(f"samples: sample id {sample.id!r} occurs twice; give each file once")
+        seen.add(sample.id)
+    return samples
+
+
 def main(cfg: EvaluateConfig) -> dict:
     check_config(cfg)
-    samples = read_samples(cfg.samples, cfg.max_samples)
+    samples = read_all_samples(cfg)
     out_dir = Path(cfg.out_dir)
     partial = out_dir / "partial.jsonl"
     done = {row["sample_id"]: MethodResult.from_dict(row) for row in _read_partial(partial)}
     todo = [s for s in samples if s.id not in done]
-    log.info("%s on %s: %d samples (%d already done)", cfg.method, cfg.samples, len(samples), len(done))
+    log.info("%s on %s: %d samples (%d already done)", cfg.method, ", ".join(samples_files(cfg)), len(samples),
+             len(done))
 
     with tracked_run(cfg.tracking, params=asdict(cfg)) as tracker:
         if todo:
@@ -84,7 +112,7 @@ def main(cfg: EvaluateConfig) -> dict:
                 llm=build_llm(cfg.model),
                 sampling=cfg.sampling,
                 embedder=build_embedder(cfg.embedder),
-                env=apply_ablation(cfg.env, cfg.ablation) if cfg.ablation else cfg.env,
+                env=ablated_env(cfg),
                 batch_size=cfg.batch_size,
                 options=cfg.method_options,
                 progress=cfg.progress,

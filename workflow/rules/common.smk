@@ -6,6 +6,7 @@ from pathlib import Path
 
 import yaml
 from atommem.llm.models import HUB_ALIASES, LOCAL_BUILDERS
+from atommem.methods.ablations import ABLATIONS
 
 # relative to the working directory, so moving the repository does not change params (no reruns)
 LAUNCH = os.path.join(os.path.relpath(workflow.basedir), "scripts", "launch.sh")
@@ -18,11 +19,16 @@ BASE_MODEL = (
     else HUB_ALIASES.get(MODEL_NAME, MODEL_NAME)
 )
 SFT_DATA = "results/sft_data"
-EVAL_DIR = "results/eval/{run}/{benchmark}_{num_docs}"
+EVAL_DIR = "results/eval/{run}"
 # folder whose final/ holds each policy's weights
 POLICY_RUN = {"sft": "results/train/sft", "rl": "results/train/rl-full"}
 RL_VARIANTS = {"full": {}, **config["rl"]["variants"]}
 BASELINES = config["evaluate"]["baselines"]
+# (benchmark, num_docs) pairs each evaluation job covers: every pair for the main table and figures
+MAIN_GROUPS = [(b, n) for b in config["data"]["benchmarks"] for n in config["data"]["doc_counts"]]
+ABLATION_GROUPS = [(b, n) for b in config["ablations"]["benchmarks"] for n in config["ablations"]["doc_counts"]]
+# the library's named ablations plus the config's own
+ABLATION_NAMES = [*ABLATIONS, *config["ablations"]["custom"]]
 
 
 def one_of(names):
@@ -37,16 +43,21 @@ wildcard_constraints:
     alias=one_of(LOCAL_BUILDERS),
     variant=one_of(RL_VARIANTS),
     method=one_of(BASELINES) or "(?!)",  # no baselines: matches nothing
-    ablation=one_of(config["ablations"]["settings"]),
+    ablation=one_of(ABLATION_NAMES),
 
 
 def check_cross_references(cfg):
     """Fail at parse time on names the schema alone cannot check."""
-    unknown = sorted(set(cfg["ablations"]["runs"]) - set(cfg["ablations"]["settings"]))
+    shadowing = sorted(set(cfg["ablations"]["custom"]) & set(ABLATIONS))
+    if shadowing:
+        raise ValueError(
+            f"config ablations.custom: {shadowing} already name the library's ablations; pick other names"
+        )
+    unknown = sorted(set(cfg["ablations"]["runs"]) - set(ABLATION_NAMES))
     if unknown:
         raise ValueError(
-            f"config ablations.runs: {unknown} not in ablations.settings "
-            f"(valid: {sorted(cfg['ablations']['settings'])})"
+            f"config ablations.runs: {unknown} are neither named ablations nor in ablations.custom "
+            f"(valid: {', '.join(ABLATION_NAMES)})"
         )
     if "full" in cfg["rl"]["variants"]:
         raise ValueError("config rl.variants: 'full' is the full-memory run and cannot be redefined")
@@ -92,10 +103,11 @@ def model_input(policy):
     return {"model": folder} if folder.startswith("results/") else {}
 
 
-def eval_inputs(policy):
+def eval_inputs(policy, groups):
+    """Samples of every (benchmark, num_docs) group, and the policy's weights; None: the {policy} wildcard."""
     return lambda wildcards: {
-        "samples": samples_path(wildcards.benchmark, wildcards.num_docs),
-        **model_input(policy if policy else wildcards.policy),
+        "samples": [samples_path(benchmark, num_docs) for benchmark, num_docs in groups],
+        **model_input(policy or wildcards.policy),
     }
 
 
@@ -130,13 +142,12 @@ def resources_of(group):
     return {"gpu": res["gpu"], "mem_mb": res["mem_mb"], "runtime": res["runtime"]}
 
 
-def eval_summaries(runs, benchmarks, doc_counts):
-    return [
-        f"results/eval/{run}/{benchmark}_{num_docs}/summary.json"
-        for run in runs
-        for benchmark in benchmarks
-        for num_docs in doc_counts
-    ]
+def eval_summaries(runs):
+    return [f"{EVAL_DIR.replace('{run}', run)}/summary.json" for run in runs]
+
+
+def group_names(groups):
+    return [f"{benchmark}_{num_docs}" for benchmark, num_docs in groups]
 
 
 def main_table_runs():

@@ -108,15 +108,12 @@ def rl_config(wildcards, input):
 
 def evaluate_config(rule_name, wildcards, input, output, resources, method, run, policy, ablation=None):
     evaluate = config["evaluate"]
-    # the workflow's own ablation table (config ablations.settings) is applied here as env switches, so a
-    # user-defined ablation needs no entry in the library's named ablations
-    env_overrides = config["ablations"]["settings"][ablation] if ablation else None
     return inline_config(
         {
             "method": method,
             "run": run,
             "policy": policy,
-            "samples": input.samples,
+            "samples": list(input.samples),
             "out_dir": os.path.dirname(output.summary),
             "max_samples": evaluate["max_samples"],
             "batch_size": evaluate["batch_size"],
@@ -126,18 +123,21 @@ def evaluate_config(rule_name, wildcards, input, output, resources, method, run,
             ),
             "sampling": config["sampling"],
             "embedder": config["embedder"],
-            "env": env_section(env_overrides),
+            "env": env_section(),
+            "ablation": ablation,
+            # a custom ablation brings its switches; a named one is the library's
+            "ablation_switches": config["ablations"]["custom"].get(ablation),
             "judge": evaluate["judge"],
             "method_options": evaluate["method_options"].get(method, {}),
-            "tracking": tracking_section(
-                rule_name, wildcards, f"evaluate/{run}/{wildcards.benchmark}_{wildcards.num_docs}"
-            ),
+            "tracking": tracking_section(rule_name, wildcards, f"evaluate/{run}"),
         }
     )
 
 
-def compare_config(input, output):
-    return inline_config({"inputs": list(input), "out_csv": output.csv, "out_md": output.md})
+def compare_config(input, output, groups=()):
+    return inline_config(
+        {"inputs": list(input), "out_csv": output.csv, "out_md": output.md, "groups": list(groups)}
+    )
 
 
 def plot_config(input, output, figure):

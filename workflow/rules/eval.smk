@@ -1,12 +1,12 @@
 # Evaluation: atommem policies (zero-shot, SFT, RL), the baselines on the zero-shot base model, and
-# env ablations of one policy. One job per run x benchmark x document count, each writing
-# results/eval/<run>/<benchmark>_<num_docs>/{summary.json,predictions.jsonl,trajectories.jsonl}.
-
+# env ablations of one policy. One job per run covers every benchmark x document count of it (one model
+# load, lock-step batches across them) and writes results/eval/<run>/{summary.json,predictions.jsonl,
+# trajectories.jsonl}, with one score group per <benchmark>_<num_docs>.
 
 
 rule evaluate_policy:
     input:
-        unpack(eval_inputs(None)),
+        unpack(eval_inputs(None, MAIN_GROUPS)),
     output:
         **eval_outputs("atommem-{policy}"),
     params:
@@ -15,7 +15,7 @@ rule evaluate_policy:
             "evaluate_policy", wildcards, input, output, resources, "atommem", f"atommem-{wildcards.policy}", wildcards.policy
         ),
     log:
-        "results/logs/evaluate/atommem-{policy}/{benchmark}_{num_docs}.log",
+        "results/logs/evaluate/atommem-{policy}.log",
     threads: config["resources"]["evaluate"]["threads"]
     resources:
         **resources_of("evaluate"),
@@ -27,7 +27,7 @@ rule evaluate_policy:
 
 rule evaluate_baseline:
     input:
-        unpack(eval_inputs("zeroshot")),
+        unpack(eval_inputs("zeroshot", MAIN_GROUPS)),
     output:
         **eval_outputs("{method}"),
     params:
@@ -36,7 +36,7 @@ rule evaluate_baseline:
             "evaluate_baseline", wildcards, input, output, resources, wildcards.method, wildcards.method, "zeroshot"
         ),
     log:
-        "results/logs/evaluate/{method}/{benchmark}_{num_docs}.log",
+        "results/logs/evaluate/{method}.log",
     threads: config["resources"]["evaluate"]["threads"]
     resources:
         **resources_of("evaluate"),
@@ -48,7 +48,7 @@ rule evaluate_baseline:
 
 rule evaluate_ablation:
     input:
-        unpack(eval_inputs(config["ablations"]["policy"])),
+        unpack(eval_inputs(config["ablations"]["policy"], ABLATION_GROUPS)),
     output:
         **eval_outputs("ablation-{ablation}"),
     params:
@@ -65,7 +65,7 @@ rule evaluate_ablation:
             wildcards.ablation,
         ),
     log:
-        "results/logs/evaluate/ablation-{ablation}/{benchmark}_{num_docs}.log",
+        "results/logs/evaluate/ablation-{ablation}.log",
     threads: config["resources"]["evaluate"]["threads"]
     resources:
         **resources_of("evaluate"),

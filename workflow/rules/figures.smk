@@ -3,7 +3,7 @@
 
 rule table_main:
     input:
-        eval_summaries(main_table_runs(), config["data"]["benchmarks"], config["data"]["doc_counts"]),
+        eval_summaries(main_table_runs()),
     output:
         csv=report("results/tables/main.csv", caption="../report/table_main.rst", category="Tables"),
         md="results/tables/main.md",
@@ -22,14 +22,13 @@ rule table_main:
 
 rule table_ablations:
     input:
-        eval_summaries(
-            ablation_table_runs(), config["ablations"]["benchmarks"], config["ablations"]["doc_counts"]
-        ),
+        eval_summaries(ablation_table_runs()),
     output:
         csv=report("results/tables/ablations.csv", caption="../report/table_ablations.rst", category="Tables"),
         md="results/tables/ablations.md",
     params:
-        cfg=lambda wildcards, input, output: compare_config(input, output),
+        # the ablated policy's own run covers every group: keep the ablations' groups only
+        cfg=lambda wildcards, input, output: compare_config(input, output, group_names(ABLATION_GROUPS)),
     log:
         "results/logs/compare/ablations.log",
     threads: config["resources"]["report"]["threads"]
@@ -79,7 +78,7 @@ rule figure_train_reward:
 
 rule figure_em_by_length:
     input:
-        eval_summaries(main_table_runs(), config["data"]["benchmarks"], config["data"]["doc_counts"]),
+        eval_summaries(main_table_runs()),
     output:
         **figure_outputs("em_by_length"),
     params:

@@ -1,4 +1,4 @@
-# One MLflow store and one parent run per DAG invocation. `onstart` runs once in the main process,
+# One MLflow store and one parent run per DAG invocation. `onstart` (in the Snakefile) runs once in the main process,
 # after the DAG is built and before any job (never in dry-runs, never inside SLURM jobs, which run
 # with --no-hooks), so exactly one process creates the sqlite schema. Jobs inherit the parent run id
 # through the environment (local jobs as children, SLURM jobs through sbatch --export=ALL);
@@ -20,7 +20,8 @@ def tracking_config(**extra):
     return TrackingConfig(**tracking, **extra)
 
 
-onstart:
+def start_tracking():
+    """Create the store and the invocation's parent run (called from the Snakefile's onstart)."""
     if config["tracking"]["enabled"]:
         from atommem.tracking import ensure_store, start_parent_run
 
