@@ -184,6 +184,8 @@ def policy_update(model, ref_model, rows: Sequence[TurnRow], optimizer, schedule
     (FSDP) need every forward to be collective.
     """
     model.train()
+    # rows of similar length share a micro-batch: less padding to run through the model (same loss)
+    rows = sorted(rows, key=lambda r: len(r.prompt_ids) + len(r.completion_ids))
     micro_batches = [rows[i : i + cfg.micro_batch_size] for i in range(0, len(rows), cfg.micro_batch_size)]
     local_tokens = sum(len(r.completion_ids) for r in rows)
     counts = accelerator.gather(torch.tensor([len(micro_batches), local_tokens], device=accelerator.device))
