@@ -49,6 +49,14 @@ def test_unknown_ablation_fails_with_the_valid_names():
         apply_ablation(EnvConfig(), "no-scratch")
 
 
+def test_custom_switches_go_through_the_same_rules():
+    env = EnvConfig(disabled_ops=["delete"])
+    out = apply_ablation(env, "my-ablation", {"disabled_ops": ["update"], "top_k": 2})
+    assert out.disabled_ops == ["delete", "update"] and out.top_k == 2  # disabled ops add up
+    with pytest.raises(ConfigError, match="my-ablation.*top_kk"):
+        apply_ablation(env, "my-ablation", {"top_kk": 2})
+
+
 def test_evaluate_checks_the_ablation_before_loading_a_model():
     base = dict(samples="x.jsonl", out_dir="out")
     check_config(EvaluateConfig(**base, ablation="no-delete"))
@@ -58,6 +66,9 @@ def test_evaluate_checks_the_ablation_before_loading_a_model():
         check_config(EvaluateConfig(**base, method="rag", ablation="no-store"))
     with pytest.raises(ValueError, match="store_all needs env.use_store"):
         check_config(EvaluateConfig(**base, ablation="store-all", env=EnvConfig(use_store=False)))
+    check_config(EvaluateConfig(**base, ablation="mine", ablation_switches={"top_k": 1}))
+    with pytest.raises(ConfigError, match="ablation_switches: give the custom ablation a name"):
+        check_config(EvaluateConfig(**base, ablation_switches={"top_k": 1}))
 
 
 def test_evaluate_runs_an_ablation(tmp_path):

@@ -43,6 +43,26 @@ def test_evaluate_writes_scored_outputs(tmp_path, samples_file):
     assert not (tmp_path / "out/partial.jsonl").exists()
 
 
+def test_several_samples_files_give_one_summary_with_a_group_each(tmp_path, samples_file):
+    path, samples = samples_file
+    longer = build_long_samples(load_benchmark("hotpotqa", shipped_sample("hotpotqa")), num_docs=8,
+                                max_group_size=2, max_samples=3)
+    longer_path = tmp_path / "longer.jsonl"
+    write_jsonl_atomic(longer_path, [s.to_dict() for s in longer])
+    assert run(f"[{path},{longer_path}]", tmp_path / "out", "--set", "max_samples=2", "--set", "batch_size=4") == 0
+    summary = json.loads((tmp_path / "out/summary.json").read_text())
+    assert set(summary["groups"]) == {"hotpotqa_6", "hotpotqa_8"}
+    assert summary["groups"]["hotpotqa_6"]["n_samples"] == summary["groups"]["hotpotqa_8"]["n_samples"] == 2
+    assert summary["overall"]["n_samples"] == 4  # max_samples counts per file
+
+
+def test_the_same_file_twice_is_refused(tmp_path, samples_file, capsys):
+    path, _ = samples_file
+    assert run(f"[{path},{path}]", tmp_path / "out") == 2
+    assert "occurs twice" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_bad_input_fails_before_loading_a_model(tmp_path, capsys):
     assert cli(["evaluate", "--set", f"samples={tmp_path}/missing.jsonl", "--set", f"out_dir={tmp_path}"]) == 2
     assert "missing.jsonl" in capsys.readouterr().err

@@ -54,6 +54,15 @@ def test_collect_columns_rows_and_amplification(summaries):
     assert math.isnan(frame.amplification[1]) and math.isnan(frame.judge_macro[1])
 
 
+def test_rows_and_groups_select(summaries):
+    frame = tables.collect(summaries, groups=["hotpotqa_10"])
+    assert list(frame.run) == ["atommem-rl", "memagent"] and set(frame.num_docs) == {10}
+    frame = tables.collect(summaries, keep=["memagent"], groups=["hotpotqa_20"])
+    assert list(frame.run) == ["memagent"] and list(frame.num_docs) == [20]
+    with pytest.raises(tables.TableInputError, match=r"in groups \['musique_20'\]"):
+        tables.collect(summaries, groups=["musique_20"])
+
+
 def test_markdown_is_a_well_formed_pipe_table(summaries):
     frame = tables.collect(summaries)
     lines = tables.to_markdown(frame).splitlines()

@@ -55,6 +55,8 @@ def bad_config(tmp_path: Path, content: dict) -> str:
         ({"data": {"doc_counts": [10, "lots"]}}, ["lots", "doc_counts"]),
         ({"evaluate": {"baselines": ["memagnet"]}}, ["memagnet", "baselines"]),
         ({"ablations": {"runs": ["no-such-ablation"]}}, ["no-such-ablation", "ablations.runs"]),
+        ({"ablations": {"custom": {"no-store": {"top_k": 2}}}}, ["no-store", "ablations.custom"]),
+        ({"ablations": {"custom": {"mine": {"top_kk": 2}}}}, ["top_kk"]),
     ],
 )
 def test_bad_config_fails_before_any_job_and_names_the_key(tmp_path, content, words):
@@ -138,12 +140,11 @@ def test_sigkill_mid_run_then_rerun_keeps_finished_jobs(tmp_path, monkeypatch):
 
     finished = {p: p.stat().st_mtime_ns for p in (run / "results/data").rglob("*.jsonl")}
     finished[sft_done / "config.json"] = (sft_done / "config.json").stat().st_mtime_ns
-    # a SIGKILL leaves Snakemake's directory lock behind; --unlock (what Snakemake's message asks for)
-    # removes it, then the same command picks up where the DAG stopped
-    unlock = subprocess.run([*cmd, "--unlock"], cwd=run, capture_output=True, text=True, timeout=300, env=ENV)
-    assert unlock.returncode == 0, unlock.stderr[-3000:]
+    assert list((run / ".snakemake/locks").glob("*.lock")), "the kill should leave Snakemake's lock behind"
+    # the same command again: the stale lock of the dead process is removed, the DAG picks up where it stopped
     rerun = subprocess.run(cmd, cwd=run, capture_output=True, text=True, timeout=1800, env=ENV)
     assert rerun.returncode == 0, rerun.stdout[-5000:] + rerun.stderr[-5000:]
+    assert "removed the stale lock" in rerun.stderr
     for path, mtime in finished.items():
         assert path.stat().st_mtime_ns == mtime, f"{path} was redone"
     # the rerun completes the whole test DAG: every figure and table, and the MLflow store
