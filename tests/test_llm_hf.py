@@ -42,6 +42,21 @@ def test_greedy_is_repeatable_and_independent_of_padding(llm):
         assert torch.allclose(torch.tensor(alone.logprobs), torch.tensor(in_batch.logprobs), atol=1e-4)
 
 
+def test_cpu_fast_paths_decode_what_the_plain_batched_pass_decodes(llm):
+    """Row-by-row prompts and eager decode steps (the CPU defaults) against one padded SDPA batch."""
+    assert llm.prefill_per_row and llm.decode_attention == "eager"
+    fast = llm.generate(CONVERSATIONS, GREEDY)
+    llm.prefill_per_row, llm.decode_attention = False, None
+    try:
+        plain = llm.generate(CONVERSATIONS, GREEDY)
+    finally:
+        llm.prefill_per_row, llm.decode_attention = True, "eager"
+    for f, p in zip(fast, plain):
+        assert f.completion_ids == p.completion_ids
+        assert torch.allclose(torch.tensor(f.logprobs), torch.tensor(p.logprobs), atol=1e-4)
+    assert llm.model.config._attn_implementation == "sdpa"  # restored for training forwards
+
+
 def test_sampling_same_seed_reproduces_other_seed_differs(llm):
     first = [g.completion_ids for g in llm.generate(CONVERSATIONS, SAMPLED)]
     again = [g.completion_ids for g in llm.generate(CONVERSATIONS, SAMPLED)]

@@ -31,6 +31,16 @@ ABLATION_GROUPS = [(b, n) for b in config["ablations"]["benchmarks"] for n in co
 ABLATION_NAMES = [*ABLATIONS, *config["ablations"]["custom"]]
 
 
+# Scheduling: the chain synthesize -> sft -> rl full -> its evaluations gates the end of the DAG, so its
+# jobs start first whenever their threads fit; the rest (baselines, RL variants) fills the other cores.
+CRITICAL_PRIORITY = 2
+TRAINED_EVAL_PRIORITY = 1
+
+
+def rl_priority(wildcards):
+    return CRITICAL_PRIORITY if wildcards.variant == "full" else TRAINED_EVAL_PRIORITY
+
+
 def one_of(names):
     """Wildcard regex accepting exactly these names (so run folders never match two rules)."""
     return "|".join(re.escape(name) for name in names)

@@ -16,6 +16,7 @@ rule evaluate_policy:
         ),
     log:
         "results/logs/evaluate/atommem-{policy}.log",
+    priority: TRAINED_EVAL_PRIORITY
     threads: config["resources"]["evaluate"]["threads"]
     resources:
         **resources_of("evaluate"),
@@ -66,6 +67,7 @@ rule evaluate_ablation:
         ),
     log:
         "results/logs/evaluate/ablation-{ablation}.log",
+    priority: TRAINED_EVAL_PRIORITY
     threads: config["resources"]["evaluate"]["threads"]
     resources:
         **resources_of("evaluate"),

@@ -17,6 +17,7 @@ rule synthesize:
         cfg=synthesize_config,
     log:
         "results/logs/synthesize/synthesize.log",
+    priority: CRITICAL_PRIORITY
     threads: config["resources"]["synthesize"]["threads"]
     resources:
         **resources_of("synthesize"),
@@ -39,6 +40,7 @@ rule sft:
         accelerate=config["accelerate_config"] or "",
     log:
         "results/logs/sft/sft.log",
+    priority: CRITICAL_PRIORITY
     threads: config["resources"]["sft"]["threads"]
     resources:
         **resources_of("sft"),
@@ -63,6 +65,7 @@ rule rl:
         run_dir="results/train/rl-{variant}",
     log:
         "results/logs/rl/{variant}.log",
+    priority: rl_priority
     threads: config["resources"]["rl"]["threads"]
     resources:
         **resources_of("rl"),
