@@ -33,8 +33,10 @@ def test_lock_of_a_dead_process_on_this_host_is_removed(tmp_path):
 def test_lock_of_a_running_snakemake_is_kept(tmp_path):
     lock_dir = tmp_path / "locks"
     # a live process whose command line names snakemake, as the real owner's does
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "snakemake"])
+    code = "import time; print('ready', flush=True); time.sleep(30)"
+    proc = subprocess.Popen([sys.executable, "-c", code, "snakemake"], stdout=subprocess.PIPE, text=True)
     try:
+        assert proc.stdout.readline().strip() == "ready"  # exec'd: its command line is the new one
         snakemake_lock(lock_dir, {"host": socket.gethostname(), "pid": proc.pid})
         assert remove_stale_lock(lock_dir) is None
         assert (lock_dir / "0.input.lock").exists()
