@@ -41,7 +41,7 @@ class HFBackend:
         self.model.eval()
         # CPU attention (SmolLM2, bf16, one thread, batch 6 of ~1,100 tokens; measured): SDPA over a padded
         # batch falls back to materialised attention, so prompts are run one row at a time (no padding,
-        # 1.8x faster), and one-token decode steps use eager attention (3x faster than SDPA there).
+        # about 1.5x faster), and one-token decode steps use eager attention (2 to 3x faster than SDPA).
         on_cpu = self.device.type == "cpu"
         self.prefill_per_row = on_cpu
         self.decode_attention = "eager" if on_cpu else None
