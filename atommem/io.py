@@ -1,10 +1,21 @@
-"""Atomic file writes and JSONL helpers: a crashed job never leaves a half-written output."""
+"""Atomic file writes and JSONL helpers: a crashed job never leaves a half-written output.
+
+A file is written to a temporary name beside it, flushed to the disk (fsync), and renamed onto its
+name; the folder is then synced so the rename itself survives a power cut. A reader therefore sees the
+old file or the new one, never a part. Folders (model weights, checkpoints) go the same way through
+`replace_dir`. Append-only logs (partial.jsonl, metrics.jsonl) append whole rows with `append_jsonl` and
+are cut back to their last complete row by `truncate_jsonl` before a resume appends to them.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import shutil
 import tempfile
+import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,10 +33,41 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp creates 0600; outputs should be as readable as any file
     try:
         yield tmp_path
+        fsync_file(tmp_path)
         os.replace(tmp_path, path)
+        fsync_dir(path.parent)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def replace_dir(tmp: str | os.PathLike, final: str | os.PathLike) -> None:
+    """Publish a fully written folder `tmp` as `final` (replacing it), its files synced to disk first."""
+    tmp, final = Path(tmp), Path(final)
+    fsync_tree(tmp)
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    fsync_dir(final.parent)
+
+
+def fsync_file(path: str | os.PathLike) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def fsync_dir(folder: str | os.PathLike) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(folder: str | os.PathLike) -> None:
+    for path in Path(folder).rglob("*"):
+        if path.is_file():
+            fsync_file(path)
+    fsync_dir(folder)
 
 
 def _umask() -> int:
@@ -35,8 +77,9 @@ def _umask() -> int:
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        _stall_if_asked(path, handle, text)
+        handle.write(text)
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
@@ -45,8 +88,51 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
 
 def write_jsonl_atomic(path: str | os.PathLike, rows: Iterable[dict]) -> None:
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        for i, row in enumerate(rows):
+            line = json.dumps(row, ensure_ascii=False) + "\n"
+            if i == 0:
+                _stall_if_asked(path, f, line)
+            f.write(line)
+
+
+def append_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> None:
+    """Append whole rows and sync them; a kill mid-write can cut only the last line (see truncate_jsonl)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    with open(path, "a", encoding="utf-8") as handle:
+        _stall_if_asked(path, handle, text)
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def truncate_jsonl(path: str | os.PathLike) -> list[dict]:
+    """Cut an append-only JSONL file back to its last complete row (atomically) and return its rows.
+
+    A kill during `append_jsonl` can leave a cut last line; rows appended after it would be hidden from
+    every later reader, so it goes before a resume appends. A missing file has no rows.
+    """
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows, kept = [], 0
+    data = path.read_bytes()
+    for line in data.splitlines(keepends=True):
+        if not line.endswith(b"\n"):
+            break
+        try:
+            row = json.loads(line) if line.strip() else None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            break
+        if row is not None:
+            rows.append(row)
+        kept += len(line)
+    if kept < len(data):
+        logging.getLogger("atommem").warning("%s: dropped %d bytes after its last complete row", path,
+                                             len(data) - kept)
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(data[:kept])
+    return rows
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
@@ -65,3 +151,28 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
 def read_json(path: str | os.PathLike) -> Any:
     with open(path, encoding="utf-8") as f:
         return json.load(f)
+
+
+# Kill tests stop a writer in the middle of its data, at a moment they can wait for instead of guessing it
+# with a sleep: ATOMMEM_TEST_STALL_WRITE=NAME:N:MARKER makes the N-th write to a file named NAME write
+# half of its text, sync it, create the file MARKER and wait there to be killed.
+STALL_ENV = "ATOMMEM_TEST_STALL_WRITE"
+_writes: Counter[str] = Counter()
+
+
+def _stall_if_asked(path: str | os.PathLike, handle, text: str) -> None:
+    spec = os.environ.get(STALL_ENV)
+    if not spec:
+        return
+    name, nth, marker = spec.split(":", 2)
+    if Path(path).name != name:
+        return
+    _writes[name] += 1
+    if _writes[name] != int(nth):
+        return
+    handle.write(text[: len(text) // 2])
+    handle.flush()
+    os.fsync(handle.fileno())
+    Path(marker).touch()
+    while True:
+        time.sleep(1)

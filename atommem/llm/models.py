@@ -24,6 +24,8 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
+from atommem.io import fsync_tree
+
 log = logging.getLogger("atommem.llm.models")
 
 HUB_ALIASES = {
@@ -66,6 +68,7 @@ def _build_once(target: Path, build: Callable[[Path], None]) -> Path:
         try:
             log.info("building model %s (once per cache folder)", target)
             build(tmp)
+            fsync_tree(tmp)  # the weights reach the disk before the folder becomes visible
             try:
                 os.rename(tmp, target)
             except OSError:

@@ -5,14 +5,13 @@ Samples of all files run together (lock-step batches mix them); scores are group
 
 Writes to `out_dir`: predictions.jsonl (one scored row per question, with cost columns),
 trajectories.jsonl (methods with agent turns), summary.json (macro/micro EM, F1, judge, mean costs).
-Finished batches are kept in `out_dir/partial.jsonl`, so a killed run resumes where it stopped.
+Finished batches are kept in `out_dir/partial.jsonl`, so a killed run resumes where it stopped; only
+when the partials come from the same config and inputs (atommem.fingerprint), else they are moved aside.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -21,7 +20,8 @@ from atommem.config import ConfigError
 from atommem.data.records import read_samples
 from atommem.eval.judge import JudgeConfig
 from atommem.eval.scoring import add_judgements, score_trajectories, summarize, write_results
-from atommem.io import read_jsonl, write_jsonl_atomic
+from atommem.fingerprint import claim_output_dir
+from atommem.io import append_jsonl, truncate_jsonl, write_jsonl_atomic
 from atommem.llm.base import ModelConfig, SamplingConfig, build_llm
 from atommem.memory.embedders import EmbedderConfig, build_embedder
 from atommem.methods.ablations import apply_ablation
@@ -30,6 +30,8 @@ from atommem.methods.registry import AGENT_METHODS, get_method
 from atommem.tracking import TrackingConfig, summary_metrics, tracked_run
 
 log = logging.getLogger(__name__)
+
+PARTIAL_FILE = "partial.jsonl"  # finished batches, one MethodResult per line
 
 
 @dataclass
@@ -100,8 +102,10 @@ def main(cfg: EvaluateConfig) -> dict:
     check_config(cfg)
     samples = read_all_samples(cfg)
     out_dir = Path(cfg.out_dir)
-    partial = out_dir / "partial.jsonl"
-    done = {row["sample_id"]: MethodResult.from_dict(row) for row in _read_partial(partial)}
+    partial = out_dir / PARTIAL_FILE
+    claim_output_dir(out_dir, asdict(cfg), {"samples": samples_files(cfg), "model": cfg.model.name},
+                     resumable=[PARTIAL_FILE])
+    done = {row["sample_id"]: MethodResult.from_dict(row) for row in truncate_jsonl(partial)}
     todo = [s for s in samples if s.id not in done]
     log.info("%s on %s: %d samples (%d already done)", cfg.method, ", ".join(samples_files(cfg)), len(samples),
              len(done))
@@ -121,7 +125,7 @@ def main(cfg: EvaluateConfig) -> dict:
             for start in range(0, len(todo), cfg.batch_size):
                 for result in method.run(todo[start : start + cfg.batch_size], ctx):
                     done[result.sample_id] = result
-                _append_partial(partial, [done[s.id] for s in todo[start : start + cfg.batch_size]])
+                append_jsonl(partial, [done[s.id].to_dict() for s in todo[start : start + cfg.batch_size]])
                 log.info("finished %d/%d samples", len(done), len(samples))
 
         results = [done[s.id] for s in samples]
@@ -145,28 +149,3 @@ def main(cfg: EvaluateConfig) -> dict:
              overall.get("em_macro", 0.0), overall.get("em_micro", 0.0), overall.get("f1_macro", 0.0),
              overall["n_questions"], out_dir)
     return summary
-
-
-def _read_partial(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    try:
-        return read_jsonl(path)
-    except ValueError:
-        # a line cut by a kill: keep the complete lines before it
-        rows = []
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
-        return rows
-
-
-def _append_partial(path: Path, results: list[MethodResult]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        for result in results:
-            f.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())

@@ -15,7 +15,7 @@ import re
 import shutil
 from pathlib import Path
 
-from atommem.io import read_json, write_json_atomic
+from atommem.io import fsync_dir, fsync_tree, read_json, write_json_atomic
 
 log = logging.getLogger("atommem.train")
 
@@ -54,11 +54,11 @@ def save_checkpoint(accelerator, root: str | os.PathLike, step: int, state: dict
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         # the state file is the completeness marker: written last, after the other files reach the disk
-        _fsync_tree(tmp)
+        fsync_tree(tmp)
         write_json_atomic(tmp / STATE_FILE, {"step": step, **state})
         shutil.rmtree(final, ignore_errors=True)  # a re-run of this step after a resume replaces it
         os.replace(tmp, final)
-        _fsync_dir(root)
+        fsync_dir(root)
         if keep_last > 0:
             for _, old in checkpoint_steps(root)[:-keep_last]:
                 shutil.rmtree(old)
@@ -80,19 +80,3 @@ def remove_incomplete(root: str | os.PathLike) -> None:
     if root.is_dir():
         for path in root.glob(".tmp_step_*"):
             shutil.rmtree(path, ignore_errors=True)
-
-
-def _fsync_tree(folder: Path) -> None:
-    for path in folder.rglob("*"):
-        if path.is_file():
-            with open(path, "rb") as handle:
-                os.fsync(handle.fileno())
-    _fsync_dir(folder)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -16,9 +16,7 @@ Runs as one process on CPU, or under `accelerate launch` (DDP, or FSDP with the 
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import random
 import shutil
 import statistics
@@ -36,7 +34,8 @@ from atommem.agent.env import Episode, Trajectory
 from atommem.agent.runner import RolloutTimer, run_lockstep
 from atommem.data.records import LongSample, read_samples
 from atommem.eval.scoring import score_trajectory
-from atommem.io import read_jsonl, write_jsonl_atomic
+from atommem.fingerprint import claim_output_dir
+from atommem.io import append_jsonl, replace_dir, truncate_jsonl, write_jsonl_atomic
 from atommem.llm.base import Conversation, Generation, SamplingConfig
 from atommem.llm.hf import DTYPES, HFBackend
 from atommem.llm.models import resolve_model
@@ -171,16 +170,14 @@ def _sum_over_processes(accelerator: Accelerator, values: dict[str, float]) -> d
 
 # ---- metrics.jsonl ----------------------------------------------------------------------------------
 def truncate_metrics(path: Path, last_step: int) -> None:
-    """Keep the rows of steps <= last_step: steps after the checkpoint are re-run after a resume."""
-    if path.exists():
-        write_jsonl_atomic(path, [row for row in read_jsonl(path) if row["step"] <= last_step])
+    """Keep the complete rows of steps <= last_step: steps after the checkpoint are re-run after a resume."""
+    rows = truncate_jsonl(path)
+    if any(row["step"] > last_step for row in rows):
+        write_jsonl_atomic(path, [row for row in rows if row["step"] <= last_step])
 
 
 def append_metrics(path: Path, row: dict) -> None:
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(row) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    append_jsonl(path, [row])
 
 
 # ---- validation -------------------------------------------------------------------------------------
@@ -228,8 +225,7 @@ def save_final(accelerator: Accelerator, model, tokenizer, out_dir: Path) -> Pat
         shutil.rmtree(tmp, ignore_errors=True)
         accelerator.unwrap_model(model).save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
+        replace_dir(tmp, final)
     accelerator.wait_for_everyone()
     return final
 
@@ -266,7 +262,10 @@ def train(cfg: RLConfig) -> Path:
 
     step, position = 0, 0
     if accelerator.is_main_process:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        # checkpoints of another config or other inputs are moved aside, not resumed from
+        claim_output_dir(out_dir, asdict(cfg), {"model": cfg.model.name, "ref_model": cfg.ref_model,
+                         "samples": cfg.samples, "val_samples": cfg.val_samples},
+                         resumable=["checkpoints", "metrics.jsonl"])
         remove_incomplete(ckpt_root)
     accelerator.wait_for_everyone()
     checkpoint = latest_checkpoint(ckpt_root)

@@ -7,19 +7,22 @@ that the agent uses at generation time, so the student is trained on the exact p
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
+from accelerate import PartialState
 from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer
-from transformers.trainer_utils import get_last_checkpoint
 from trl import SFTConfig, SFTTrainer
 
-from atommem.io import read_jsonl, write_jsonl_atomic
+from atommem.fingerprint import claim_output_dir
+from atommem.io import read_jsonl, replace_dir, write_jsonl_atomic
 from atommem.llm.base import chat_template_kwargs
 from atommem.llm.hf import DTYPES
 from atommem.llm.models import resolve_model
@@ -29,6 +32,10 @@ if TYPE_CHECKING:
     from atommem.recipes.sft import SFTRecipeConfig
 
 log = logging.getLogger("atommem.train")
+
+CHECKPOINTS = "checkpoints"  # TRL's checkpoint-<step>/ folders, under out_dir
+# transformers writes trainer_state.json last into a checkpoint: a folder without a readable one was cut
+_CHECKPOINT_DIR = re.compile(r"checkpoint-(\d+)")
 
 # recipe fields passed to trl.SFTConfig under the same name
 TRAINER_FIELDS = (
@@ -55,7 +62,7 @@ def load_examples(path: str | os.PathLike, tokenizer) -> Dataset:
 def trainer_config(cfg: SFTRecipeConfig) -> SFTConfig:
     values = {name: getattr(cfg, name) for name in TRAINER_FIELDS}
     return SFTConfig(
-        output_dir=str(Path(cfg.out_dir) / "checkpoints"),
+        output_dir=str(Path(cfg.out_dir) / CHECKPOINTS),
         completion_only_loss=True,
         report_to=["mlflow"] if cfg.tracking.enabled else [],
         save_strategy="steps",
@@ -67,6 +74,11 @@ def trainer_config(cfg: SFTRecipeConfig) -> SFTConfig:
 
 def train_sft(cfg: SFTRecipeConfig) -> Path:
     out_dir = Path(cfg.out_dir)
+    state = PartialState()  # the processes of an accelerate launch (one without it)
+    if state.is_main_process:
+        claim_output_dir(out_dir, dataclasses.asdict(cfg), {"model": cfg.model.name, "examples": cfg.examples},
+                         resumable=[CHECKPOINTS, "metrics.jsonl"])
+    state.wait_for_everyone()
     path = resolve_model(cfg.model.name)
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(cfg.model.tokenizer) if cfg.model.tokenizer else path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[cfg.model.dtype])
@@ -78,7 +90,8 @@ def train_sft(cfg: SFTRecipeConfig) -> Path:
         peft_config = LoraConfig(task_type="CAUSAL_LM", **cfg.lora)
     trainer = SFTTrainer(model=model, args=args, train_dataset=load_examples(cfg.examples, tokenizer),
                          processing_class=tokenizer, peft_config=peft_config)
-    resume = get_last_checkpoint(args.output_dir) if Path(args.output_dir).is_dir() else None
+    resume = last_complete_checkpoint(Path(args.output_dir), remove_cut=trainer.is_world_process_zero())
+    trainer.accelerator.wait_for_everyone()
     if resume:
         log.info("resuming SFT from %s", resume)
     with tracked_run(cfg.tracking, params=dataclasses.asdict(cfg)):  # TRL logs into this active run
@@ -86,6 +99,22 @@ def train_sft(cfg: SFTRecipeConfig) -> Path:
     if trainer.is_world_process_zero():
         write_jsonl_atomic(out_dir / "metrics.jsonl", trainer.state.log_history)
     return save_plain_model(trainer, tokenizer, out_dir, path, merge_lora=peft_config is not None)
+
+
+def last_complete_checkpoint(folder: Path, remove_cut: bool) -> str | None:
+    """The newest checkpoint whose trainer_state.json reads; newer cut ones are deleted if `remove_cut`
+    (TRL would otherwise save into them again, mixing old and new files)."""
+    found = sorted((int(m.group(1)), p) for p in folder.glob("checkpoint-*")
+                   if (m := _CHECKPOINT_DIR.fullmatch(p.name)) and p.is_dir()) if folder.is_dir() else []
+    for _, path in reversed(found):
+        try:
+            json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+            return str(path)
+        except (OSError, ValueError):
+            if remove_cut:
+                log.warning("removing %s: cut by a kill while it was saved", path)
+                shutil.rmtree(path, ignore_errors=True)
+    return None
 
 
 def save_plain_model(trainer, tokenizer, out_dir: Path, base_path: str, merge_lora: bool) -> Path:
@@ -104,7 +133,6 @@ def save_plain_model(trainer, tokenizer, out_dir: Path, base_path: str, merge_lo
             shutil.rmtree(tmp)
             merged.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
+        replace_dir(tmp, final)
     trainer.accelerator.wait_for_everyone()
     return final

@@ -2,6 +2,7 @@
 # Every value comes from the validated workflow config; the rules add only input/output paths.
 import os
 import re
+import shlex
 from pathlib import Path
 
 import yaml
@@ -19,6 +20,15 @@ BASE_MODEL = (
     else HUB_ALIASES.get(MODEL_NAME, MODEL_NAME)
 )
 SFT_DATA = "results/sft_data"
+SFT_OUTPUTS = {name: f"{SFT_DATA}/{name}.{ext}" for name, ext in
+               (("examples", "jsonl"), ("trajectories", "jsonl"), ("stats", "json"))}
+# samples of one benchmark and document count, and their token statistics, per split
+PREPARED = {
+    "eval": {"samples": "results/data/{benchmark}_{num_docs}.jsonl",
+             "stats": "results/data/{benchmark}_{num_docs}_stats.json"},
+    "train": {"samples": "results/data/train/{benchmark}_{num_docs}.jsonl",
+              "stats": "results/data/train/{benchmark}_{num_docs}_stats.json"},
+}
 EVAL_DIR = "results/eval/{run}"
 # folder whose final/ holds each policy's weights
 POLICY_RUN = {"sft": "results/train/sft", "rl": "results/train/rl-full"}
@@ -94,13 +104,17 @@ def inline_config(mapping):
     return text.strip()
 
 
+def prepared_path(split, name, benchmark, num_docs):
+    return PREPARED[split][name].format(benchmark=benchmark, num_docs=num_docs)
+
+
 def samples_path(benchmark, num_docs):
-    return f"results/data/{benchmark}_{num_docs}.jsonl"
+    return prepared_path("eval", "samples", benchmark, num_docs)
 
 
 def train_samples_path():
     train = config["data"]["train"]
-    return f"results/data/train/{train['benchmark']}_{train['num_docs']}.jsonl"
+    return prepared_path("train", "samples", train["benchmark"], train["num_docs"])
 
 
 def policy_model_dir(policy):
@@ -119,14 +133,6 @@ def eval_inputs(policy, groups):
         "samples": [samples_path(benchmark, num_docs) for benchmark, num_docs in groups],
         **model_input(policy or wildcards.policy),
     }
-
-
-def model_section(folder, resources):
-    """The policy's ModelConfig pointing at a local folder; vLLM engines span the job's GPUs."""
-    model = dict(config["model"], name=folder)
-    if model["backend"] == "vllm":
-        model["tensor_parallel_size"] = max(1, int(resources.gpu))
-    return model
 
 
 def env_section(overrides=None):

@@ -1,5 +1,11 @@
 # The config each rule hands to `atommem <stage> --config '{json}'`, built from the validated
 # workflow config plus the job's input/output paths (functions live here, rules in the stage files).
+#
+# Rerun on a config change: Snakemake compares a job's params with the last run's only when the params
+# function takes nothing but `wildcards` (one taking input, output, threads or resources is "derived" and
+# never compared). So every `cfg` function below takes wildcards only and rebuilds the job's paths from
+# them; what does not change a job's results (MLflow tracking, the GPU count) goes through `job_args`,
+# a params function that takes `resources` precisely so that it is not compared.
 
 
 def data_source(benchmark, split):
@@ -15,7 +21,7 @@ def source_files(wildcards, split):
     return [] if source["url"] else [source["path"]]
 
 
-def prepare_config(wildcards, output, split):
+def prepare_config(wildcards, split):
     source = data_source(wildcards.benchmark, split)
     train = config["data"]["train"]
     if split == "train":
@@ -38,42 +44,40 @@ def prepare_config(wildcards, output, split):
             "skip_questions": skip,
             "max_questions": max_questions,
             "max_samples": max_samples,
-            "out": output.samples,
-            "stats_out": output.stats,
+            "out": prepared_path(split, "samples", wildcards.benchmark, wildcards.num_docs),
+            "stats_out": prepared_path(split, "stats", wildcards.benchmark, wildcards.num_docs),
         }
     )
 
 
-def synthesize_config(wildcards, output, resources):
+def synthesize_config(wildcards):
     syn = config["synthesize"]
     oracle = syn["teacher"] == "oracle"
     return inline_config(
         {
             "teacher": syn["teacher"],
             "samples": train_samples_path(),
-            "out": output.examples,
-            "trajectories_out": output.trajectories,
-            "stats_out": output.stats,
+            "out": SFT_OUTPUTS["examples"],
+            "trajectories_out": SFT_OUTPUTS["trajectories"],
+            "stats_out": SFT_OUTPUTS["stats"],
             "min_fraction_correct": syn["min_fraction_correct"],
             # the oracle only needs the policy's tokenizer, so prompts are chunked as the policy sees them
-            "model": model_section(BASE_MODEL, resources) if oracle else syn["teacher_model"],
+            "model": dict(config["model"], name=BASE_MODEL) if oracle else syn["teacher_model"],
             "sampling": syn["sampling"],
             "embedder": config["embedder"],
             "env": env_section(),
             "batch_size": syn["batch_size"],
-            "tracking": tracking_section("synthesize", wildcards, "synthesize"),
         }
     )
 
 
-def sft_config(wildcards, input):
+def sft_config(wildcards):
     return inline_config(
         {
             **config["sft"],
             "model": dict(config["model"], name=BASE_MODEL),
-            "examples": input.examples,
+            "examples": SFT_OUTPUTS["examples"],
             "out_dir": POLICY_RUN["sft"],
-            "tracking": tracking_section("sft", wildcards, "sft"),
         }
     )
 
@@ -86,8 +90,9 @@ def rl_inputs(wildcards):
     return inputs
 
 
-def rl_config(wildcards, input):
+def rl_config(wildcards):
     rl = config["rl"]
+    inputs = rl_inputs(wildcards)
     hyper = {key: value for key, value in rl.items() if key not in ("variants", "sampling")}
     sft_model = dict(config["model"], name=policy_model_dir("sft"))
     return inline_config(
@@ -95,30 +100,30 @@ def rl_config(wildcards, input):
             **hyper,
             "model": sft_model,
             "ref_model": sft_model["name"],  # KL is taken against the SFT model
-            "samples": input.samples,
-            "val_samples": input.get("val_samples"),
+            "samples": inputs["samples"],
+            "val_samples": inputs.get("val_samples"),
             "out_dir": f"results/train/rl-{wildcards.variant}",
             "sampling": rl["sampling"],
             "embedder": config["embedder"],
             "env": env_section(RL_VARIANTS[wildcards.variant]),
-            "tracking": tracking_section("rl", wildcards, f"rl-{wildcards.variant}"),
         }
     )
 
 
-def evaluate_config(rule_name, wildcards, input, output, resources, method, run, policy, ablation=None):
+def evaluate_config(wildcards, method, run, policy, groups, ablation=None):
     evaluate = config["evaluate"]
     return inline_config(
         {
             "method": method,
             "run": run,
             "policy": policy,
-            "samples": list(input.samples),
-            "out_dir": os.path.dirname(output.summary),
+            "samples": [samples_path(benchmark, num_docs) for benchmark, num_docs in groups],
+            "out_dir": EVAL_DIR.replace("{run}", run),
             "max_samples": evaluate["max_samples"],
             "batch_size": evaluate["batch_size"],
             "model": dict(
-                model_section(policy_model_dir(policy), resources),
+                config["model"],
+                name=policy_model_dir(policy),
                 dtype=evaluate["dtype"] or config["model"]["dtype"],
             ),
             "sampling": config["sampling"],
@@ -129,18 +134,36 @@ def evaluate_config(rule_name, wildcards, input, output, resources, method, run,
             "ablation_switches": config["ablations"]["custom"].get(ablation),
             "judge": evaluate["judge"],
             "method_options": evaluate["method_options"].get(method, {}),
-            "tracking": tracking_section(rule_name, wildcards, f"evaluate/{run}"),
         }
     )
 
 
-def compare_config(input, output, groups=()):
+def compare_config(table, runs, groups=()):
     return inline_config(
-        {"inputs": list(input), "out_csv": output.csv, "out_md": output.md, "groups": list(groups)}
+        {
+            "inputs": eval_summaries(runs),
+            "out_csv": f"results/tables/{table}.csv",
+            "out_md": f"results/tables/{table}.md",
+            "groups": list(groups),
+        }
     )
 
 
-def plot_config(input, output, figure):
+def plot_config(figure):
     """Scores: summary.json paths (the recipe labels them by run); curves: {RL run name: metrics}."""
-    inputs = list(input) if figure == "em_by_length" else dict(input.items())
-    return inline_config({"figure": figure, "inputs": inputs, "out": output.pdf})
+    if figure == "em_by_length":
+        inputs, style = eval_summaries(main_table_runs()), {}
+    else:
+        inputs, style = rl_metrics(RL_VARIANTS), {"smoothing": config["figures"]["smoothing"]}
+        if figure == "train_reward":
+            style["std_band"] = config["figures"]["std_band"]
+    return inline_config({"figure": figure, "inputs": inputs, "out": f"results/figures/{figure}.pdf", **style})
+
+
+def job_args(rule_name, wildcards, run_name, resources):
+    """`--set` flags that do not change a job's results, hence not compared by the rerun trigger (this
+    function takes `resources`): the MLflow tracking section and, for vLLM, the engine's GPU count."""
+    args = ["--set", f"tracking={inline_config(tracking_section(rule_name, wildcards, run_name))}"]
+    if config["model"]["backend"] == "vllm":
+        args += ["--set", f"model.tensor_parallel_size={max(1, int(resources.gpu))}"]
+    return " ".join(shlex.quote(arg) for arg in args)

@@ -6,10 +6,9 @@ rule prepare_eval:
     input:
         lambda wildcards: source_files(wildcards, "eval"),
     output:
-        samples="results/data/{benchmark}_{num_docs}.jsonl",
-        stats="results/data/{benchmark}_{num_docs}_stats.json",
+        **PREPARED["eval"],
     params:
-        cfg=lambda wildcards, output: prepare_config(wildcards, output, "eval"),
+        cfg=lambda wildcards: prepare_config(wildcards, "eval"),
     log:
         "results/logs/prepare_eval/{benchmark}_{num_docs}.log",
     threads: config["resources"]["prepare"]["threads"]
@@ -25,10 +24,9 @@ rule prepare_train:
     input:
         lambda wildcards: source_files(wildcards, "train"),
     output:
-        samples="results/data/train/{benchmark}_{num_docs}.jsonl",
-        stats="results/data/train/{benchmark}_{num_docs}_stats.json",
+        **PREPARED["train"],
     params:
-        cfg=lambda wildcards, output: prepare_config(wildcards, output, "train"),
+        cfg=lambda wildcards: prepare_config(wildcards, "train"),
     log:
         "results/logs/prepare_train/{benchmark}_{num_docs}.log",
     threads: config["resources"]["prepare"]["threads"]

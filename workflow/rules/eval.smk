@@ -11,8 +11,11 @@ rule evaluate_policy:
         **eval_outputs("atommem-{policy}"),
     params:
         launch=LAUNCH,
-        cfg=lambda wildcards, input, output, resources: evaluate_config(
-            "evaluate_policy", wildcards, input, output, resources, "atommem", f"atommem-{wildcards.policy}", wildcards.policy
+        cfg=lambda wildcards: evaluate_config(
+            wildcards, "atommem", f"atommem-{wildcards.policy}", wildcards.policy, MAIN_GROUPS
+        ),
+        job_args=lambda wildcards, resources: job_args(
+            "evaluate_policy", wildcards, f"evaluate/atommem-{wildcards.policy}", resources
         ),
     log:
         "results/logs/evaluate/atommem-{policy}.log",
@@ -23,7 +26,7 @@ rule evaluate_policy:
     conda:
         "../envs/atommem.yaml"
     shell:
-        "{params.launch} {resources.gpu} single evaluate --config {params.cfg:q} > {log} 2>&1"
+        "{params.launch} {resources.gpu} single evaluate --config {params.cfg:q} {params.job_args} > {log} 2>&1"
 
 
 rule evaluate_baseline:
@@ -33,8 +36,11 @@ rule evaluate_baseline:
         **eval_outputs("{method}"),
     params:
         launch=LAUNCH,
-        cfg=lambda wildcards, input, output, resources: evaluate_config(
-            "evaluate_baseline", wildcards, input, output, resources, wildcards.method, wildcards.method, "zeroshot"
+        cfg=lambda wildcards: evaluate_config(
+            wildcards, wildcards.method, wildcards.method, "zeroshot", MAIN_GROUPS
+        ),
+        job_args=lambda wildcards, resources: job_args(
+            "evaluate_baseline", wildcards, f"evaluate/{wildcards.method}", resources
         ),
     log:
         "results/logs/evaluate/{method}.log",
@@ -44,7 +50,7 @@ rule evaluate_baseline:
     conda:
         "../envs/atommem.yaml"
     shell:
-        "{params.launch} {resources.gpu} single evaluate --config {params.cfg:q} > {log} 2>&1"
+        "{params.launch} {resources.gpu} single evaluate --config {params.cfg:q} {params.job_args} > {log} 2>&1"
 
 
 rule evaluate_ablation:
@@ -54,16 +60,16 @@ rule evaluate_ablation:
         **eval_outputs("ablation-{ablation}"),
     params:
         launch=LAUNCH,
-        cfg=lambda wildcards, input, output, resources: evaluate_config(
-            "evaluate_ablation",
+        cfg=lambda wildcards: evaluate_config(
             wildcards,
-            input,
-            output,
-            resources,
             "atommem",
             f"ablation-{wildcards.ablation}",
             config["ablations"]["policy"],
+            ABLATION_GROUPS,
             wildcards.ablation,
+        ),
+        job_args=lambda wildcards, resources: job_args(
+            "evaluate_ablation", wildcards, f"evaluate/ablation-{wildcards.ablation}", resources
         ),
     log:
         "results/logs/evaluate/ablation-{ablation}.log",
@@ -74,4 +80,4 @@ rule evaluate_ablation:
     conda:
         "../envs/atommem.yaml"
     shell:
-        "{params.launch} {resources.gpu} single evaluate --config {params.cfg:q} > {log} 2>&1"
+        "{params.launch} {resources.gpu} single evaluate --config {params.cfg:q} {params.job_args} > {log} 2>&1"

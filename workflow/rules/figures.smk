@@ -8,7 +8,7 @@ rule table_main:
         csv=report("results/tables/main.csv", caption="../report/table_main.rst", category="Tables"),
         md="results/tables/main.md",
     params:
-        cfg=lambda wildcards, input, output: compare_config(input, output),
+        cfg=lambda wildcards: compare_config("main", main_table_runs()),
     log:
         "results/logs/compare/main.log",
     threads: config["resources"]["report"]["threads"]
@@ -28,7 +28,7 @@ rule table_ablations:
         md="results/tables/ablations.md",
     params:
         # the ablated policy's own run covers every group: keep the ablations' groups only
-        cfg=lambda wildcards, input, output: compare_config(input, output, group_names(ABLATION_GROUPS)),
+        cfg=lambda wildcards: compare_config("ablations", ablation_table_runs(), group_names(ABLATION_GROUPS)),
     log:
         "results/logs/compare/ablations.log",
     threads: config["resources"]["report"]["threads"]
@@ -46,7 +46,7 @@ rule figure_op_frequency:
     output:
         **figure_outputs("op_frequency"),
     params:
-        cfg=lambda wildcards, input, output: plot_config(input, output, "op_frequency"),
+        cfg=lambda wildcards: plot_config("op_frequency"),
     log:
         "results/logs/plot/op_frequency.log",
     threads: config["resources"]["report"]["threads"]
@@ -64,7 +64,7 @@ rule figure_train_reward:
     output:
         **figure_outputs("train_reward"),
     params:
-        cfg=lambda wildcards, input, output: plot_config(input, output, "train_reward"),
+        cfg=lambda wildcards: plot_config("train_reward"),
     log:
         "results/logs/plot/train_reward.log",
     threads: config["resources"]["report"]["threads"]
@@ -82,7 +82,7 @@ rule figure_em_by_length:
     output:
         **figure_outputs("em_by_length"),
     params:
-        cfg=lambda wildcards, input, output: plot_config(input, output, "em_by_length"),
+        cfg=lambda wildcards: plot_config("em_by_length"),
     log:
         "results/logs/plot/em_by_length.log",
     threads: config["resources"]["report"]["threads"]

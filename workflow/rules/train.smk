@@ -9,12 +9,11 @@ rule synthesize:
         samples=train_samples_path(),
         **model_input("zeroshot"),
     output:
-        examples=f"{SFT_DATA}/examples.jsonl",
-        trajectories=f"{SFT_DATA}/trajectories.jsonl",
-        stats=f"{SFT_DATA}/stats.json",
+        **SFT_OUTPUTS,
     params:
         launch=LAUNCH,
         cfg=synthesize_config,
+        job_args=lambda wildcards, resources: job_args("synthesize", wildcards, "synthesize", resources),
     log:
         "results/logs/synthesize/synthesize.log",
     priority: CRITICAL_PRIORITY
@@ -25,7 +24,7 @@ rule synthesize:
         "../envs/atommem.yaml"
     shell:
         "{params.launch} {resources.gpu} single synthesize"
-        " --config {params.cfg:q} > {log} 2>&1"
+        " --config {params.cfg:q} {params.job_args} > {log} 2>&1"
 
 
 rule sft:
@@ -37,6 +36,7 @@ rule sft:
     params:
         launch=LAUNCH,
         cfg=sft_config,
+        job_args=lambda wildcards, resources: job_args("sft", wildcards, "sft", resources),
         accelerate=config["accelerate_config"] or "",
     log:
         "results/logs/sft/sft.log",
@@ -48,7 +48,7 @@ rule sft:
         "../envs/atommem.yaml"
     shell:
         "ACCELERATE_CONFIG={params.accelerate:q} {params.launch} {resources.gpu} train sft"
-        " --config {params.cfg:q} > {log} 2>&1"
+        " --config {params.cfg:q} {params.job_args} > {log} 2>&1"
 
 
 rule rl:
@@ -61,6 +61,7 @@ rule rl:
     params:
         launch=LAUNCH,
         cfg=rl_config,
+        job_args=lambda wildcards, resources: job_args("rl", wildcards, f"rl-{wildcards.variant}", resources),
         accelerate=config["accelerate_config"] or "",
         run_dir="results/train/rl-{variant}",
     log:
@@ -73,5 +74,5 @@ rule rl:
         "../envs/atommem.yaml"
     shell:
         "ACCELERATE_CONFIG={params.accelerate:q} {params.launch} {resources.gpu} train rl"
-        " --config {params.cfg:q} > {log} 2>&1"
+        " --config {params.cfg:q} {params.job_args} > {log} 2>&1"
         " && cp {params.run_dir}/metrics.jsonl {output.metrics}"
