@@ -80,7 +80,7 @@ def claim_output_dir(out_dir: str | os.PathLike, config: dict, inputs: dict, res
     if existing and recorded != current:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         for name in existing:
-            os.replace(out_dir / name, out_dir / f"{name}.stale-{stamp}")
+            os.replace(out_dir / name, _unused(out_dir / f"{name}.stale-{stamp}"))
         why = "no fingerprint" if recorded is None else f"changed: {', '.join(_changed_keys(recorded, current))}"
         log.warning("%s: earlier work (%s) is from another config or inputs (%s); moved aside as *.stale-%s, "
                     "starting afresh", out_dir, ", ".join(existing), why, stamp)
@@ -89,6 +89,15 @@ def claim_output_dir(out_dir: str | os.PathLike, config: dict, inputs: dict, res
     plain = json.loads(json.dumps(config, default=str))  # tuples to lists: safe YAML
     write_text_atomic(out_dir / CONFIG_FILE, yaml.safe_dump(plain, sort_keys=False, allow_unicode=True))
     return moved
+
+
+def _unused(path: Path) -> Path:
+    """`path`, or `path-1`, `path-2`, ... if taken (two restarts within one second)."""
+    candidate, n = path, 0
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}-{n}")
+    return candidate
 
 
 def _holds_work(path: Path) -> bool:
