@@ -15,7 +15,7 @@ import yaml
 
 from test_workflow import ENV, SNAKEMAKE, workdir
 
-BASE = ["--cores", "2", "--configfile", "config/test.yaml"]
+TEST_CONFIG = "config/test.yaml"
 
 # the test DAG's jobs (rule[wildcards]) downstream of each stage
 RL_RUNS = {f"rl[variant={v}]" for v in ("full", "scratchpad-only", "store-only")}
@@ -64,14 +64,15 @@ def planned_jobs(dry_run_output: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     run = workdir(tmp_path_factory.mktemp("rerun"))
-    result = subprocess.run([SNAKEMAKE, *BASE], cwd=run, capture_output=True, text=True, timeout=1800, env=ENV)
+    result = subprocess.run([SNAKEMAKE, "--cores", "2", "--configfile", TEST_CONFIG], cwd=run, capture_output=True, text=True, timeout=1800, env=ENV)
     assert result.returncode == 0, result.stderr[-5000:]
     return run
 
 
-def dry_run(run, *extra: str) -> str:
-    result = subprocess.run([SNAKEMAKE, "-n", *BASE, *extra], cwd=run, capture_output=True, text=True,
-                            timeout=300, env=ENV)
+def dry_run(run, *configfiles: str) -> str:
+    # one --configfile with every file: a second --configfile flag would replace the first
+    result = subprocess.run([SNAKEMAKE, "-n", "--cores", "2", "--configfile", TEST_CONFIG, *configfiles],
+                            cwd=run, capture_output=True, text=True, timeout=300, env=ENV)
     assert result.returncode == 0, result.stderr[-5000:]
     return result.stdout
 
@@ -87,7 +88,7 @@ def test_a_changed_key_reruns_exactly_what_it_affects(finished_run, stage):
     change, changed, affected = CASES[stage]
     path = finished_run / f"change-{stage.replace(' ', '-')}.yaml"
     path.write_text(yaml.safe_dump(change))
-    jobs = planned_jobs(dry_run(finished_run, "--configfile", str(path)))
+    jobs = planned_jobs(dry_run(finished_run, str(path)))
     assert set(jobs) == affected
     for job in changed:
         assert "params have changed" in jobs[job].lower(), (job, jobs[job])
