@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from slurm_cluster import LocalSlurm, daemons_running
+from slurm_cluster import LocalSlurm, SlurmUnavailable, daemons_running, install_packages
 from test_workflow import ENV, FINAL, SNAKEMAKE, workdir
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -21,6 +21,10 @@ def cluster(tmp_path):
         pytest.skip("starting slurmctld, slurmd and munged needs root")
     if daemons_running():
         pytest.skip(f"SLURM daemons already run here ({daemons_running()}); a second cluster would clash")
+    try:
+        install_packages()
+    except SlurmUnavailable as err:
+        pytest.skip(str(err))
     with LocalSlurm(tmp_path / "slurm") as running:
         yield running
 
