@@ -1,6 +1,7 @@
 """A real single-node SLURM cluster for tests (Debian's slurmctld, slurmd and munge; needs root).
 
-`with LocalSlurm(state_dir) as cluster:` installs the packages if missing, writes a munge key and a
+`with LocalSlurm(state_dir) as cluster:` installs the packages if missing (SlurmUnavailable when it
+cannot), writes a munge key and a
 slurm.conf with two partitions (`cpu`, `gpu`, the names profiles/slurm uses) on this machine, starts
 munged, slurmctld and slurmd in the foreground as children, waits until the node is idle (responding,
 not `idle*`), and on exit stops exactly those processes by pid and removes every file it created (the
@@ -93,7 +94,11 @@ class LocalSlurm:
         self.munge_dir: Path | None = None
 
     def __enter__(self) -> "LocalSlurm":
+        # Debian's munge package writes a key when it is installed: a key that was not there before is ours
+        key_existed = MUNGE_KEY.exists()
         install_packages()
+        if not key_existed and MUNGE_KEY.exists():
+            self.created.append(MUNGE_KEY)
         for sub in ("slurmctld", "slurmd"):
             (self.state_dir / sub).mkdir(parents=True, exist_ok=True)
         # outside state_dir: the munge user must reach it (pytest's tmp folders are root-only)
