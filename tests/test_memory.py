@@ -251,5 +251,5 @@ def test_openai_embedder_error_names_base_url():
     emb.max_attempts = 1
     with pytest.raises(RuntimeError, match="127.0.0.1:9/v1/embeddings.*embedder.base_url"):
         emb.embed_documents(["hello"])
-    with pytest.raises(ValueError, match="embedder.base_url"):
+    with pytest.raises(ValueError, match="base_url"):
         OpenAIEmbedder(EmbedderConfig(kind="openai"))

@@ -11,11 +11,14 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from atommem.config import require, require_positive
+
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 log = logging.getLogger("atommem.llm")
 
+DTYPE_NAMES = ("float32", "bfloat16", "float16", "auto")  # the hf backend maps them to torch dtypes
 Conversation = list[dict]  # [{"role": "system", "content": ...}, {"role": "user", "content": ...}, ...]
 
 
@@ -26,6 +29,12 @@ class SamplingConfig:
     top_k: int = 0  # 0 = off
     max_new_tokens: int = 256
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        require(self.temperature >= 0, "temperature", ">= 0 (0 = greedy)", self.temperature)
+        require(0 < self.top_p <= 1, "top_p", "in (0, 1]", self.top_p)
+        require(self.top_k >= 0, "top_k", ">= 0 (0 = off)", self.top_k)
+        require_positive(self, "max_new_tokens")
 
 
 @dataclass
@@ -55,6 +64,16 @@ class ModelConfig:
     tensor_parallel_size: int = 1  # vllm
     gpu_memory_utilization: float = 0.85  # vllm
     seed: int = 0  # vllm engine seed
+
+    def __post_init__(self) -> None:
+        require(self.backend in BACKENDS, "backend", f"one of {', '.join(BACKENDS)}", self.backend)
+        require(self.dtype in DTYPE_NAMES, "dtype", f"one of {', '.join(DTYPE_NAMES)}", self.dtype)
+        require(bool(self.name), "name", "a model alias, folder or hub id", self.name)
+        require_positive(self, "max_batch_size", "max_model_len", "tensor_parallel_size")
+        require(self.request_timeout > 0, "request_timeout", "> 0 seconds", self.request_timeout)
+        require(self.max_retries >= 0, "max_retries", ">= 0", self.max_retries)
+        require(0 < self.gpu_memory_utilization <= 1, "gpu_memory_utilization", "in (0, 1]",
+                self.gpu_memory_utilization)
 
 
 class LLM(Protocol):
