@@ -87,3 +87,14 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.loads(read_text(path))
     except json.JSONDecodeError as err:
         raise InputError(f"{path}: line {err.lineno}: not valid JSON: {err.msg}") from None
+
+
+def read_summary(path: str | os.PathLike) -> dict:
+    """An evaluation's summary.json: an object whose `groups` are objects of scores."""
+    summary = read_json(path)
+    if not isinstance(summary, dict):
+        raise InputError(f"{path}: expected a JSON object, got {type(summary).__name__}")
+    groups = summary.get("groups", {})
+    if not isinstance(groups, dict) or not all(isinstance(g, dict) for g in groups.values()):
+        raise InputError(f"{path}: 'groups' must map group names to objects of scores")
+    return summary

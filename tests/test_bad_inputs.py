@@ -229,18 +229,36 @@ def test_bad_benchmark_file(tmp_path, capsys, damage):
 # ---------------------------------------------------------------- summaries and metrics (compare, plot)
 
 
-@pytest.mark.parametrize(("content", "expected"), [
-    (b'{"method": "rag", "groups": {', "not valid JSON"),
-    (b'{"method": "rag"}', "no key 'groups'"),
-    (b'{"method": "caf\xe9"}', "not UTF-8"),
-    (b'{"method": "rag", "groups": {"hotpotqa": {}}}', "not '<benchmark>_<num_docs>'"),
-])
-def test_bad_summary_for_compare(tmp_path, capsys, content, expected):
+SUMMARY_CASES = [  # (content, what compare says, what plot says)
+    (b'{"method": "rag", "groups": {', "not valid JSON", "not valid JSON"),
+    (b'{"method": "rag"}', "no key 'groups'", "no 'groups' mapping"),
+    (b'{"method": "caf\xe9"}', "not UTF-8", "not UTF-8"),
+    (b'{"method": "rag", "groups": {"hotpotqa": {}}}', "not '<benchmark>_<num_docs>'", "not '<benchmark>_<num_docs>'"),
+    (b'[1, 2]', "expected a JSON object, got list", "expected a JSON object, got list"),
+    (b'{"method": "rag", "groups": [1]}', "'groups' must map group names to objects", "'groups' must map"),
+    (b'{"method": "rag", "groups": {"hotpotqa_10": 0.5}}', "'groups' must map group names to objects", "'groups' must map"),
+]
+
+
+@pytest.mark.parametrize("stage", ["compare", "plot"])
+@pytest.mark.parametrize("case", range(len(SUMMARY_CASES)))
+def test_bad_summary(tmp_path, capsys, case, stage):
+    content, for_compare, for_plot = SUMMARY_CASES[case]
     path = tmp_path / "summary.json"
     path.write_bytes(content)
-    line = run(["compare", "--set", f"inputs=[{path}]", "--set", f"out_csv={tmp_path / 't.csv'}",
-                "--set", f"out_md={tmp_path / 't.md'}"], capsys)
+    argv = (["compare", "--set", f"out_csv={tmp_path / 't.csv'}", "--set", f"out_md={tmp_path / 't.md'}"]
+            if stage == "compare" else ["plot", "--set", "figure=em_by_length", "--set", f"out={tmp_path / 'f.pdf'}"])
+    line = run([*argv, "--set", f"inputs=[{path}]"], capsys)
+    expected = for_compare if stage == "compare" else for_plot
     assert str(path) in line and expected in line, line
+
+
+def test_score_that_is_not_a_number(tmp_path, capsys):
+    path = tmp_path / "summary.json"
+    path.write_text('{"method": "rag", "groups": {"hotpotqa_10": {"em_macro": "high"}}}', encoding="utf-8")
+    line = run(["plot", "--set", "figure=em_by_length", "--set", f"inputs=[{path}]",
+                "--set", f"out={tmp_path / 'f.pdf'}"], capsys)
+    assert str(path) in line and "'em_macro' must be a number" in line
 
 
 @pytest.mark.parametrize(("content", "expected"), [
@@ -248,6 +266,7 @@ def test_bad_summary_for_compare(tmp_path, capsys, content, expected):
     (b'{"step": 1, "reward/mean": 0.5}\n{"reward/mean": 0.5}\n', "line 2 has no key 'step'"),
     (b'{"step": 1, "reward/mean": 0.5}\n[1]\n', "line 2: expected a JSON object"),
     (b'{"step": 1, "reward/mean": 0.5}\n{"step": "\xff"}\n', "line 2: not UTF-8"),
+    (b'{"step": 1, "reward/mean": 0.5}\n{"step": 2, "reward/mean": "high"}\n', "line 2: 'step' and 'reward/mean' must be numbers"),
 ])
 def test_bad_metrics_for_plot(tmp_path, capsys, content, expected):
     path = tmp_path / "run" / "metrics.jsonl"
