@@ -52,7 +52,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             try:
                 cfg = yaml.safe_load(str(path))
             except yaml.YAMLError as err:
-                raise ConfigError(f"inline --config is not valid JSON or YAML: {_one_line(err)}") from None
+                raise ConfigError(f"inline --config is not valid JSON or YAML: {err}") from None
         if not isinstance(cfg, dict):
             raise ConfigError(f"inline --config must be a mapping, got {type(cfg).__name__}")
     elif path is not None:
@@ -62,7 +62,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         try:
             cfg = yaml.safe_load(read_text(path)) or {}
         except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML: {_one_line(err)}") from None
+            raise ConfigError(f"{path}: not valid YAML: {err}") from None
         if not isinstance(cfg, dict):
             raise ConfigError(f"{path}: top level must be a mapping, got {type(cfg).__name__}")
     for item in overrides or []:
@@ -72,13 +72,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         try:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError as err:
-            raise ConfigError(f"override {key.strip()}: value is not valid YAML: {_one_line(err)}") from None
+            raise ConfigError(f"override {key.strip()}: value is not valid YAML: {err}") from None
         set_dotted(cfg, key.strip(), value)
     return cfg
-
-
-def _one_line(err: Exception) -> str:
-    return " ".join(str(err).split())
 
 
 def set_dotted(cfg: dict, dotted: str, value: Any) -> None:
