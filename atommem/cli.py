@@ -23,12 +23,19 @@ STAGES = {
 }
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse's errors as one line (the usage text is one `--help` away), exit status 2 as before."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="atommem", description=__doc__)
+    parser = OneLineParser(prog="atommem", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
     for name, (module, help_text) in STAGES.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text)  # subparsers share the parser class
         p.add_argument("--config", help="YAML/JSON config file for this stage, or an inline {...} mapping")
         p.add_argument(
             "--set",
@@ -60,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         recipe.main(cfg)
     except InputError as err:
-        print(f"atommem {args.stage}: error: {err}", file=sys.stderr)
+        # one line, however the message was built (YAML errors, file contents)
+        print(f"atommem {args.stage}: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
     return 0
 

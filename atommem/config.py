@@ -1,7 +1,8 @@
 """Config loading: YAML/JSON files plus dotted overrides, turned into typed dataclasses.
 
 Every recipe declares a dataclass; `from_dict` fills it from a plain dict and fails on an unknown key or
-a value of the wrong type with the key's dotted name in the message.
+a value of the wrong type with the key's dotted name in the message. Ranges are checked once, in each
+dataclass's `__post_init__` with `require`; `from_dict` puts the section's dotted prefix in front.
 """
 
 from __future__ import annotations
@@ -16,12 +17,28 @@ from typing import Any, TypeVar
 import yaml
 
 from atommem.errors import InputError
+from atommem.io import read_text
 
 T = TypeVar("T")
 
 
 class ConfigError(InputError):
     """A config file, key or value is wrong; the message names it."""
+
+
+def require(ok: bool, key: str, expected: str, value: Any) -> None:
+    """Fail with '<key>: expected <expected>, got <value>' unless `ok` (a range check in __post_init__)."""
+    if not ok:
+        raise ConfigError(f"{key}: expected {expected}, got {value!r}")
+
+
+def require_positive(cfg: Any, *names: str, optional: bool = False) -> None:
+    """Each named field is an integer/number >= 1 (or None when `optional`)."""
+    for name in names:
+        value = getattr(cfg, name)
+        if optional and value is None:
+            continue
+        require(value >= 1, name, ">= 1" + (" or null" if optional else ""), value)
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> dict:
@@ -36,12 +53,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
                 cfg = yaml.safe_load(str(path))
             except yaml.YAMLError as err:
                 raise ConfigError(f"inline --config is not valid JSON or YAML: {err}") from None
+        if not isinstance(cfg, dict):
+            raise ConfigError(f"inline --config must be a mapping, got {type(cfg).__name__}")
     elif path is not None:
         path = Path(path)
         if not path.exists():
             raise ConfigError(f"config file not found: {path}")
         try:
-            cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            cfg = yaml.safe_load(read_text(path)) or {}
         except yaml.YAMLError as err:
             raise ConfigError(f"{path}: not valid YAML: {err}") from None
         if not isinstance(cfg, dict):
@@ -50,7 +69,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like key.sub=value")
         key, raw = item.split("=", 1)
-        set_dotted(cfg, key.strip(), yaml.safe_load(raw) if raw.strip() else "")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as err:
+            raise ConfigError(f"override {key.strip()}: value is not valid YAML: {err}") from None
+        set_dotted(cfg, key.strip(), value)
     return cfg
 
 
@@ -66,9 +89,9 @@ def set_dotted(cfg: dict, dotted: str, value: Any) -> None:
 
 def from_dict(cls: type[T], data: dict | None, prefix: str = "") -> T:
     """Build dataclass `cls` from `data`, recursing into nested dataclass fields."""
+    if not isinstance(data, dict | None):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {type(data).__name__}")
     data = dict(data or {})
-    if not isinstance(data, dict):
-        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
@@ -84,7 +107,10 @@ def from_dict(cls: type[T], data: dict | None, prefix: str = "") -> T:
             # a partial section overrides the field's own default (e.g. RL's sampling), not the class's
             value = _deep_merge(dataclasses.asdict(default), value)
         kwargs[name] = _coerce(hints[name], value, f"{prefix}{name}")
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigError as err:  # a range check in __post_init__ names the key within its section
+        raise ConfigError(f"{prefix}{err}") from None
 
 
 def _field_default(f: dataclasses.Field) -> Any:

@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from atommem.errors import InputError
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -135,22 +137,53 @@ def truncate_jsonl(path: str | os.PathLike) -> list[dict]:
     return rows
 
 
+def read_text(path: str | os.PathLike) -> str:
+    """A UTF-8 file's text; a missing, unreadable or non-UTF-8 file is an InputError naming it."""
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except OSError as err:  # a folder, no permission, an I/O error
+        raise InputError(f"{path}: cannot read: {err.strerror or err}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line_no = raw.count(b"\n", 0, err.start) + 1
+        raise InputError(f"{path}: line {line_no}: not UTF-8 text (byte {err.start})") from None
+
+
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """The JSON objects of a JSONL file (blank lines skipped); a bad line is an InputError naming it."""
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}: line {line_no} is not valid JSON: {err}") from None
+    for line_no, line in enumerate(read_text(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise InputError(f"{path}: line {line_no}: not valid JSON (a cut or corrupt line?): {err.msg}") from None
+        if not isinstance(row, dict):
+            raise InputError(f"{path}: line {line_no}: expected a JSON object, got {type(row).__name__}")
+        rows.append(row)
     return rows
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    try:
+        return json.loads(read_text(path))
+    except json.JSONDecodeError as err:
+        raise InputError(f"{path}: line {err.lineno}: not valid JSON: {err.msg}") from None
+
+
+def read_summary(path: str | os.PathLike) -> dict:
+    """An evaluation's summary.json: an object whose `groups` are objects of scores."""
+    summary = read_json(path)
+    if not isinstance(summary, dict):
+        raise InputError(f"{path}: expected a JSON object, got {type(summary).__name__}")
+    groups = summary.get("groups", {})
+    if not isinstance(groups, dict) or not all(isinstance(g, dict) for g in groups.values()):
+        raise InputError(f"{path}: 'groups' must map group names to objects of scores")
+    return summary
 
 
 # Kill tests stop a writer in the middle of its data, at a moment they can wait for instead of guessing it

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from atommem.errors import InputError
-from atommem.io import atomic_path, read_json, read_jsonl
+from atommem.io import atomic_path, read_jsonl, read_summary
 
 OPS = ("create", "read", "update", "delete")
 METRIC_LABELS = {"em_macro": "EM (macro)", "em_micro": "EM (micro)", "f1_macro": "F1 (macro)"}
@@ -45,6 +45,8 @@ def read_series(path: str | os.PathLike, key: str) -> tuple[list[int], list[floa
         for needed in ("step", key):
             if row.get(needed) is None:
                 raise PlotInputError(f"{path}: line {line_no} has no key {needed!r} (has: {', '.join(sorted(row))})")
+        if not all(isinstance(row[k], (int, float)) and not isinstance(row[k], bool) for k in ("step", key)):
+            raise PlotInputError(f"{path}: line {line_no}: 'step' and {key!r} must be numbers")
         steps.append(row["step"])
         values.append(float(row[key]))
     return steps, values
@@ -128,7 +130,7 @@ def summary_label(summary: dict) -> str:
 
 def read_em_points(path: str | os.PathLike, metric: str = "em_macro") -> list[tuple[str, int, float]]:
     """(benchmark, num_docs, value) for every `{benchmark}_{num_docs}` group of one summary.json."""
-    summary = read_json(path)
+    summary = read_summary(path)
     groups = summary.get("groups")
     if not isinstance(groups, dict):
         raise PlotInputError(f"{path}: no 'groups' mapping")
@@ -141,6 +143,8 @@ def read_em_points(path: str | os.PathLike, metric: str = "em_macro") -> list[tu
             raise PlotInputError(f"{path}: group {key!r} is not '<benchmark>_<num_docs>'")
         if group.get(metric) is None:
             raise PlotInputError(f"{path}: group {key!r} has no key {metric!r}")
+        if not isinstance(group[metric], (int, float)):
+            raise PlotInputError(f"{path}: group {key!r}: {metric!r} must be a number")
         points.append((benchmark, int(docs), float(group[metric])))
     return points
 
@@ -160,7 +164,7 @@ def em_by_length(
     table: dict[str, dict[str, dict[int, float]]] = {}
     labels: list[str] = []
     for label, path in labelled:
-        label = label or summary_label(read_json(path))
+        label = label or summary_label(read_summary(path))
         if label not in labels:
             labels.append(label)
         for benchmark, docs, value in read_em_points(path, metric):

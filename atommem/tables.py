@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from atommem.errors import InputError
-from atommem.io import read_json, write_text_atomic
+from atommem.io import read_summary, write_text_atomic
 
 KEY_COLUMNS = ["run", "method", "policy", "benchmark", "num_docs"]
 REQUIRED_SCORES = ["em_macro", "em_micro", "f1_macro"]
@@ -39,7 +39,7 @@ def _amplification(group: dict) -> float:
 
 def summary_rows(path: str | os.PathLike) -> list[dict]:
     """One row per `{benchmark}_{num_docs}` group of one summary.json ("overall" is left out)."""
-    summary = read_json(path)
+    summary = read_summary(path)
     for key in ("method", "groups"):
         if key not in summary:
             raise TableInputError(f"{path}: no key {key!r}")

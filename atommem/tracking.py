@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
+import random
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +27,10 @@ from atommem.config import flatten
 log = logging.getLogger("atommem")
 
 SQLITE_PREFIX = "sqlite:///"
+# MLflow sets sqlite's busy timeout (20 s), but sqlite skips the busy handler when two transactions both
+# try to upgrade a read to a write; one of them fails at once with "database is locked". A failed write
+# rolls back whole, so it is safe to retry.
+LOCKED_RETRY_S = 120.0
 
 
 @dataclass
@@ -85,7 +91,7 @@ def start_parent_run(cfg: TrackingConfig) -> str:
 
     experiment_id = ensure_store(cfg.tracking_uri, cfg.experiment, cfg.artifact_location)
     client = MlflowClient(tracking_uri=cfg.tracking_uri)
-    run = client.create_run(experiment_id, run_name=cfg.run_name, tags=_clean_tags(cfg.tags))
+    run = retry_locked(client.create_run, experiment_id, run_name=cfg.run_name, tags=_clean_tags(cfg.tags))
     return run.info.run_id
 
 
@@ -93,7 +99,22 @@ def end_parent_run(cfg: TrackingConfig, run_id: str, status: str = "FINISHED") -
     """Close the parent run (Snakemake `onsuccess:` with FINISHED, `onerror:` with FAILED)."""
     from mlflow.tracking import MlflowClient
 
-    MlflowClient(tracking_uri=cfg.tracking_uri).set_terminated(run_id, status=status)
+    retry_locked(MlflowClient(tracking_uri=cfg.tracking_uri).set_terminated, run_id, status=status)
+
+
+def retry_locked(write: Callable, *args, **kwargs):
+    """Call `write(*args, **kwargs)`, retrying with jittered backoff while the sqlite store is locked."""
+    deadline = time.monotonic() + LOCKED_RETRY_S
+    delay = 0.05
+    while True:
+        try:
+            return write(*args, **kwargs)
+        except Exception as err:  # MLflow wraps sqlite's OperationalError in its own exceptions
+            if "database is locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            log.debug("mlflow store locked; retrying %s in %.2f s", getattr(write, "__name__", write), delay)
+            time.sleep(delay * random.uniform(0.5, 1.5))  # jitter: writers that collided do not collide again
+            delay = min(delay * 2, 2.0)
 
 
 class TrackedRun:
@@ -116,7 +137,7 @@ class TrackedRun:
             if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v)
         }
         if numeric:
-            mlflow.log_metrics(numeric, step=step, run_id=self.run_id)
+            retry_locked(mlflow.log_metrics, numeric, step=step, run_id=self.run_id)
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         """Copy a file or folder into the run's artifacts."""
@@ -126,9 +147,9 @@ class TrackedRun:
 
         path = Path(path)
         if path.is_dir():
-            mlflow.log_artifacts(str(path), artifact_path=artifact_path, run_id=self.run_id)
+            retry_locked(mlflow.log_artifacts, str(path), artifact_path=artifact_path, run_id=self.run_id)
         elif path.is_file():
-            mlflow.log_artifact(str(path), artifact_path=artifact_path, run_id=self.run_id)
+            retry_locked(mlflow.log_artifact, str(path), artifact_path=artifact_path, run_id=self.run_id)
         else:
             raise FileNotFoundError(f"log_artifact: {path} does not exist")
 
@@ -148,17 +169,40 @@ def tracked_run(cfg: TrackingConfig, params: dict | None = None) -> Iterator[Tra
     experiment_id = ensure_store(cfg.tracking_uri, cfg.experiment, cfg.artifact_location)
     mlflow.set_tracking_uri(cfg.tracking_uri)
     mlflow.set_experiment(experiment_id=experiment_id)
-    with mlflow.start_run(
+    # creating the run is start_run's last write, so a retry never leaves a second run behind
+    active = retry_locked(
+        mlflow.start_run,
         experiment_id=experiment_id,
         run_name=cfg.run_name,
         parent_run_id=cfg.parent_run_id,
         tags=_clean_tags(cfg.tags),
-    ) as active:
+    )
+    run_id = active.info.run_id
+    status = "FAILED"
+    try:
         params = _clean_params(flatten(params or {}))
         if params:
-            mlflow.log_params(params)  # the client splits into batches of MLflow's 100-per-request limit
-        log.info("mlflow run %s in %s", active.info.run_id, cfg.tracking_uri)
-        yield TrackedRun(active.info.run_id)
+            # batches of MLflow's 100-per-request limit; re-logging an equal value is allowed, so a retry
+            # after a partly written set is safe
+            retry_locked(mlflow.log_params, params)
+        log.info("mlflow run %s in %s", run_id, cfg.tracking_uri)
+        yield TrackedRun(run_id)
+        status = "FINISHED"
+    finally:
+        _end_run(cfg.tracking_uri, run_id, status)
+
+
+def _end_run(tracking_uri: str, run_id: str, status: str) -> None:
+    """mlflow.end_run, whose write is retried: it leaves the active-run stack before it writes."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    try:
+        mlflow.end_run(status)
+    except Exception as err:
+        if "database is locked" not in str(err):
+            raise
+        retry_locked(MlflowClient(tracking_uri=tracking_uri).set_terminated, run_id, status)
 
 
 def summary_metrics(summary: dict) -> dict[str, float]:

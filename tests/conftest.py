@@ -6,9 +6,18 @@ They use the normal model cache ($ATOMMEM_CACHE or ~/.cache/atommem/models), so 
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import settings
 
 from atommem.llm.models import resolve_model
+
+# property tests draw the same examples on every run, so CI cannot pass or fail by luck;
+# HYPOTHESIS_PROFILE=explore draws new ones (tests/test_fuzz.py has its own seeded generator)
+settings.register_profile("ci", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")

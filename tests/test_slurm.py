@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from slurm_cluster import LocalSlurm, daemons_running
+from slurm_cluster import LocalSlurm, SlurmUnavailable, daemons_running
 from test_workflow import ENV, FINAL, SNAKEMAKE, workdir
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -21,8 +21,15 @@ def cluster(tmp_path):
         pytest.skip("starting slurmctld, slurmd and munged needs root")
     if daemons_running():
         pytest.skip(f"SLURM daemons already run here ({daemons_running()}); a second cluster would clash")
-    with LocalSlurm(tmp_path / "slurm") as running:
-        yield running
+    cluster = LocalSlurm(tmp_path / "slurm")
+    try:
+        cluster.__enter__()
+    except SlurmUnavailable as err:
+        pytest.skip(str(err))
+    try:
+        yield cluster
+    finally:
+        cluster.__exit__(None, None, None)
 
 
 def test_test_config_dag_runs_as_sbatch_jobs(cluster, tmp_path):

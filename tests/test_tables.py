@@ -113,4 +113,4 @@ def test_plot_recipe(tmp_path, capsys):
                 "--set", f"out={out}", "--set", "std_band=true"]) == 0
     assert out.exists() and out.with_suffix(".png").exists()
     assert cli(["plot", "--set", "figure=nope", "--set", f"inputs=[{metrics}]"]) == 2
-    assert "valid: op_frequency, train_reward, em_by_length" in capsys.readouterr().err
+    assert "one of op_frequency, train_reward, em_by_length" in capsys.readouterr().err

@@ -110,3 +110,74 @@ def test_summary_metrics_names():
 def test_modules_do_not_import_mlflow():
     code = "import sys, atommem.tracking, atommem.recipes.plot, atommem.recipes.compare; print('mlflow' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+WRITERS = 6
+STEPS = 20
+
+
+def test_retry_locked_retries_only_a_locked_store(monkeypatch):
+    import sqlite3
+
+    from atommem import tracking
+
+    calls = []
+
+    def write(value):
+        calls.append(value)
+        if len(calls) < 3:
+            raise sqlite3.OperationalError("database is locked")
+        return value
+
+    assert tracking.retry_locked(write, 7) == 7 and calls == [7, 7, 7]
+
+    def broken():
+        calls.append("broken")
+        raise sqlite3.OperationalError("no such table: runs")
+
+    calls.clear()
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        tracking.retry_locked(broken)
+    assert calls == ["broken"]  # other errors are not retried
+    monkeypatch.setattr(tracking, "LOCKED_RETRY_S", 0.0)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):  # and a lock that lasts gives up
+        tracking.retry_locked(lambda: (_ for _ in ()).throw(sqlite3.OperationalError("database is locked")))
+
+
+def test_concurrent_writers_lose_no_run_param_or_metric(cfg, tmp_path):
+    """Six processes released together (a file barrier, after their imports) each create a nested run
+    and log params and metrics into one sqlite store, as parallel DAG jobs do; every row arrives."""
+    import sqlite3
+    from pathlib import Path
+
+    from tracking_writer import METRICS_PER_STEP, PARAMS
+
+    parent = start_parent_run(cfg)
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    writer = Path(__file__).with_name("tracking_writer.py")
+    procs = [
+        subprocess.Popen([sys.executable, str(writer), cfg.tracking_uri, cfg.experiment, parent, str(i), str(barrier),
+                          str(WRITERS), str(STEPS)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for i in range(WRITERS)
+    ]
+    for i, proc in enumerate(procs):
+        out, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0, f"writer {i}:\n{out[-3000:]}"
+
+    db = sqlite3.connect(cfg.tracking_uri.removeprefix("sqlite:///"))
+    runs = dict(db.execute(
+        "SELECT run_uuid, status FROM runs WHERE run_uuid IN "
+        "(SELECT run_uuid FROM tags WHERE key = 'mlflow.parentRunId' AND value = ?)", (parent,)
+    ).fetchall())
+    assert len(runs) == WRITERS and set(runs.values()) == {"FINISHED"}
+    marks = "?" * len(runs)
+    ids = list(runs)
+    params = db.execute(f"SELECT COUNT(*) FROM params WHERE run_uuid IN ({','.join(marks)})", ids).fetchone()[0]
+    metrics = db.execute(f"SELECT COUNT(*) FROM metrics WHERE run_uuid IN ({','.join(marks)})", ids).fetchone()[0]
+    assert params == WRITERS * PARAMS
+    assert metrics == WRITERS * STEPS * METRICS_PER_STEP
+    # and each value is the one its writer logged
+    rows = db.execute("SELECT t.value, m.key, m.step, m.value FROM metrics m JOIN tags t ON t.run_uuid = m.run_uuid "
+                      "AND t.key = 'writer'").fetchall()
+    assert all(value == int(w) + step + int(key[1:]) for w, key, step, value in rows)

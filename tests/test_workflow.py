@@ -121,6 +121,23 @@ def test_every_job_config_is_accepted_by_its_recipe():
     assert {"prepare", "synthesize", "sft", "rl", "evaluate", "compare", "plot"} <= checked
 
 
+def stage_running(session: int, stage: str) -> bool:
+    """Whether a process of this session runs `atommem <stage>` (directly or as `-m atommem.cli <stage>`)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # the session id is the 6th field, after the parenthesised command name
+            sid = int(stat.read_text().rsplit(")", 1)[1].split()[3])
+            argv = (stat.parent / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue  # the process ended while we looked
+        if sid != session:
+            continue
+        words = [w.decode(errors="replace") for w in argv]
+        if any(w.endswith(("atommem", "atommem.cli")) and nxt == stage for w, nxt in zip(words, words[1:])):
+            return True
+    return False
+
+
 @pytest.mark.slow
 def test_sigkill_mid_run_then_rerun_keeps_finished_jobs(tmp_path, monkeypatch):
     run = workdir(tmp_path)
@@ -130,10 +147,11 @@ def test_sigkill_mid_run_then_rerun_keeps_finished_jobs(tmp_path, monkeypatch):
     proc = subprocess.Popen(cmd, cwd=run, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True, env=ENV)
     sft_done = run / "results/train/sft/final"
+    # kill while an RL job runs: a state of the DAG, not a guess at how long getting there takes
     deadline = time.time() + 1200
-    while not sft_done.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(1)
-    time.sleep(3)  # let the RL and evaluation jobs start
+    while not (sft_done.exists() and stage_running(proc.pid, "rl")) and proc.poll() is None:
+        assert time.time() < deadline, "no RL job started within 20 minutes"
+        time.sleep(0.2)
     assert proc.poll() is None, "the DAG ended before it could be interrupted"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()

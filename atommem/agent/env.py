@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from atommem.agent import prompts
 from atommem.agent.chunking import chunk_text
 from atommem.agent.ops import OP_TAGS, STORE_OPS, Op, parse_response
+from atommem.config import ConfigError, require, require_positive
 from atommem.data.records import LongSample
 from atommem.llm.base import Conversation, Generation
 from atommem.memory.store import MemoryEntry, MemoryStore
@@ -38,12 +39,13 @@ class EnvConfig:
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.disabled_ops) - set(STORE_OPS))
-        if unknown:
-            raise ValueError(f"env.disabled_ops: unknown op {unknown[0]!r}; valid: {', '.join(STORE_OPS)}")
-        if self.top_k < 1:
-            raise ValueError(f"env.top_k must be >= 1, got {self.top_k}")
+        require(not unknown, "disabled_ops", f"ops among {', '.join(STORE_OPS)}", unknown[:1])
+        require_positive(self, "chunk_tokens", "max_chunks", "top_k", "retrieval_token_budget", "max_turns")
+        require(0 <= self.chunk_overlap < self.chunk_tokens, "chunk_overlap",
+                f">= 0 and < chunk_tokens ({self.chunk_tokens})", self.chunk_overlap)
+        require(self.query_limit >= 0, "query_limit", ">= 0", self.query_limit)
         if self.store_all and not self.use_store:
-            raise ValueError("env.store_all needs env.use_store: true")
+            raise ConfigError("store_all needs env.use_store: true")
 
     def enabled_ops(self) -> set[str]:
         ops = {"answer"}

@@ -4,7 +4,9 @@ functions, so the policy is always trained and scored on the same layout (method
 
 Untrusted text (documents, memory entries, the scratchpad, the query, questions) is escaped before it
 enters the prompt: a document that contains `<add_memory>` or `</chunk>` can neither look like an
-operation nor close a prompt section early (method fix 8).
+operation nor close a prompt section early (method fix 8), and one with `<|im_end|>` shows no
+chat-template control string even to a server that renders the template itself. (Local backends also
+tokenize message contents without special tokens: atommem.llm.base.chat_prompt_ids.)
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from atommem.agent.ops import OP_TAGS
 
 SECTION_TAGS = ("questions", "question", "scratchpad", "query", "memories", "tips", "chunk", "status")
 _RESERVED_TAG = re.compile(r"<(/?)(" + "|".join((*OP_TAGS.values(), *SECTION_TAGS)) + r")>")
+# the control strings of ChatML, Llama 3, Phi and most other chat templates: <|im_end|>, <|eot_id|>, ...
+_CONTROL_STRING = re.compile(r"<\|([^<>|\s]{1,64})\|>")
 
 NO_MEMORY = "No previous memory"
 
@@ -71,8 +75,10 @@ ANSWER_TIPS = "Answer from your memory. If the shown entries do not cover the qu
 
 
 def escape_untrusted(text: str) -> str:
-    """Neutralise tags we use (operations and prompt sections) inside text we did not write."""
-    return _RESERVED_TAG.sub(lambda m: f"&lt;{m.group(1)}{m.group(2)}&gt;", text)
+    """Neutralise tags we use (operations and prompt sections) and chat-template control strings inside
+    text we did not write."""
+    text = _RESERVED_TAG.sub(lambda m: f"&lt;{m.group(1)}{m.group(2)}&gt;", text)
+    return _CONTROL_STRING.sub(lambda m: f"&lt;|{m.group(1)}|&gt;", text)
 
 
 def one_line(text: str) -> str:

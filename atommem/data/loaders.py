@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from atommem.errors import InputError
+from atommem.io import read_text
 from atommem.data.records import Paragraph, QARecord, split_sentences
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -53,7 +54,7 @@ def _field(raw: Any, name: str, kind: type | tuple[type, ...], where: str) -> An
 
 def _read_json_list(path: Path) -> list:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_text(path))
     except json.JSONDecodeError as err:
         raise DataError(f"{path}: not valid JSON: {err}") from None
     if not isinstance(data, list):
@@ -63,14 +64,13 @@ def _read_json_list(path: Path) -> list:
 
 def _read_jsonl_records(path: Path) -> list:
     records = []
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise DataError(f"{path}: record {len(records)} (line {line_no}): not valid JSON: {err}") from None
+    for line_no, line in enumerate(read_text(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}: record {len(records)} (line {line_no}): not valid JSON: {err}") from None
     return records
 
 

@@ -51,8 +51,8 @@ class Paragraph:
 
     @classmethod
     def from_dict(cls, data: dict) -> Paragraph:
-        what = f"document {data.get('title', '?')!r}"
-        return cls(title=_require(data, "title", what), sentences=tuple(_require(data, "sentences", what)))
+        what = f"document {data.get('title', '?')!r}" if isinstance(data, dict) else "document"
+        return cls(title=_require(data, "title", what, str), sentences=tuple(_require(data, "sentences", what, list, str)))
 
 
 @dataclass(frozen=True)
@@ -77,10 +77,29 @@ class QARecord:
         return [self.paragraphs[p].sentences[s] for p, s in self.supporting]
 
 
-def _require(data: dict, name: str, what: str):
+def _require(data: dict, name: str, what: str, kind: type = object, items: type | None = None):
+    """data[name], checked: present, of type `kind`, and (for lists) every item of type `items`."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{what}: expected a JSON object, got {type(data).__name__}")
     if name not in data:
         raise ValueError(f"{what}: field {name!r} missing")
-    return data[name]
+    value = data[name]
+    if not _is(value, kind):
+        raise ValueError(f"{what}: field {name!r} must be {_kind_name(kind)}, got {type(value).__name__}")
+    if items is not None:
+        for i, item in enumerate(value):
+            if not _is(item, items):
+                raise ValueError(f"{what}: field {name!r}[{i}] must be {_kind_name(items)}, got {type(item).__name__}")
+    return value
+
+
+def _is(value, kind: type) -> bool:
+    # JSON true/false are Python bools, which are ints: never accept them as numbers
+    return isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool and kind is not object)
+
+
+def _kind_name(kind: type) -> str:
+    return {str: "a string", int: "an integer", list: "a list", dict: "an object"}.get(kind, kind.__name__)
 
 
 @dataclass
@@ -104,13 +123,13 @@ class Question:
 
     @classmethod
     def from_dict(cls, data: dict) -> Question:
-        what = f"question {data.get('id', '?')!r}"
+        what = f"question {data.get('id', '?')!r}" if isinstance(data, dict) else "question"
         return cls(
-            id=_require(data, "id", what),
-            question=_require(data, "question", what),
-            answers=list(_require(data, "answers", what)),
-            supporting_facts=list(_require(data, "supporting_facts", what)),
-            gold_doc_positions=list(_require(data, "gold_doc_positions", what)),
+            id=_require(data, "id", what, str),
+            question=_require(data, "question", what, str),
+            answers=list(_require(data, "answers", what, list, str)),
+            supporting_facts=list(_require(data, "supporting_facts", what, list, str)),
+            gold_doc_positions=list(_require(data, "gold_doc_positions", what, list, int)),
         )
 
 
@@ -137,14 +156,14 @@ class LongSample:
 
     @classmethod
     def from_dict(cls, data: dict) -> LongSample:
-        what = f"sample {data.get('id', '?')!r}"
+        what = f"sample {data.get('id', '?')!r}" if isinstance(data, dict) else "sample"
         return cls(
-            id=_require(data, "id", what),
-            benchmark=_require(data, "benchmark", what),
-            num_docs=_require(data, "num_docs", what),
-            questions=[Question.from_dict(q) for q in _require(data, "questions", what)],
-            documents=[Paragraph.from_dict(d) for d in _require(data, "documents", what)],
-            context=_require(data, "context", what),
+            id=_require(data, "id", what, str),
+            benchmark=_require(data, "benchmark", what, str),
+            num_docs=_require(data, "num_docs", what, int),
+            questions=[Question.from_dict(q) for q in _require(data, "questions", what, list)],
+            documents=[Paragraph.from_dict(d) for d in _require(data, "documents", what, list)],
+            context=_require(data, "context", what, str),
         )
 
 
@@ -155,7 +174,7 @@ def read_samples(path, max_samples: int | None = None) -> list[LongSample]:
     from atommem.errors import InputError
     from atommem.io import read_jsonl
 
-    if not Path(path).is_file():
+    if not Path(path).exists():
         raise InputError(f"samples file not found: {path} (build it with `atommem prepare`)")
     rows = read_jsonl(path)
     if max_samples is not None:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import requests
 
+from atommem.config import require, require_positive
+
 SYSTEM_PROMPT = (
     "You grade answers to questions. Reply with exactly one word: PASS if the predicted answer means "
     "the same as at least one of the gold answers (ignore wording, formatting and extra detail that "
@@ -34,6 +36,10 @@ class JudgeConfig:
     max_tokens: int = 16
     timeout_s: float = 120.0
     max_attempts: int = 3
+
+    def __post_init__(self) -> None:
+        require_positive(self, "max_workers", "max_tokens", "max_attempts")
+        require(self.timeout_s > 0, "timeout_s", "> 0 seconds", self.timeout_s)
 
 
 def judge(cfg: JudgeConfig, questions: list[str], predictions: list[str | None], golds: list[list[str]]) -> list[bool | None]:

@@ -11,11 +11,14 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from atommem.config import require, require_positive
+
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 log = logging.getLogger("atommem.llm")
 
+DTYPE_NAMES = ("float32", "bfloat16", "float16", "auto")  # the hf backend maps them to torch dtypes
 Conversation = list[dict]  # [{"role": "system", "content": ...}, {"role": "user", "content": ...}, ...]
 
 
@@ -26,6 +29,12 @@ class SamplingConfig:
     top_k: int = 0  # 0 = off
     max_new_tokens: int = 256
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        require(self.temperature >= 0, "temperature", ">= 0 (0 = greedy)", self.temperature)
+        require(0 < self.top_p <= 1, "top_p", "in (0, 1]", self.top_p)
+        require(self.top_k >= 0, "top_k", ">= 0 (0 = off)", self.top_k)
+        require_positive(self, "max_new_tokens")
 
 
 @dataclass
@@ -56,6 +65,16 @@ class ModelConfig:
     gpu_memory_utilization: float = 0.85  # vllm
     seed: int = 0  # vllm engine seed
 
+    def __post_init__(self) -> None:
+        require(self.backend in BACKENDS, "backend", f"one of {', '.join(BACKENDS)}", self.backend)
+        require(self.dtype in DTYPE_NAMES, "dtype", f"one of {', '.join(DTYPE_NAMES)}", self.dtype)
+        require(bool(self.name), "name", "a model alias, folder or hub id", self.name)
+        require_positive(self, "max_batch_size", "max_model_len", "tensor_parallel_size")
+        require(self.request_timeout > 0, "request_timeout", "> 0 seconds", self.request_timeout)
+        require(self.max_retries >= 0, "max_retries", ">= 0", self.max_retries)
+        require(0 < self.gpu_memory_utilization <= 1, "gpu_memory_utilization", "in (0, 1]",
+                self.gpu_memory_utilization)
+
 
 class LLM(Protocol):
     tokenizer: PreTrainedTokenizerBase  # used for chunking and token counts
@@ -85,12 +104,39 @@ def chat_template_kwargs(tokenizer) -> dict:
 
 
 def chat_prompt_ids(tokenizer, conversation: Conversation) -> list[int]:
-    """Token ids of `conversation` rendered with the chat template plus the assistant generation prompt."""
-    text = tokenizer.apply_chat_template(
+    """Token ids of `conversation` rendered with the chat template plus the assistant generation prompt.
+
+    Special tokens come only from the template: a message content holding a special token's string (a
+    document or a model-written memory with `<|im_end|>`) is tokenized as plain text, so it cannot end a
+    turn or open a new one.
+    """
+    text = _render(tokenizer, conversation)
+    # the template already writes any BOS/special tokens; adding them again would duplicate them
+    if not any(_holds_special(tokenizer, m["content"]) for m in conversation):
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+    # render with placeholders, then tokenize the template's text with special tokens and each content
+    # without them (the common case above keeps the single-pass ids the model was trained on)
+    holders = [f"\x00atommem-content-{i}\x00" for i in range(len(conversation))]
+    text = _render(tokenizer, [{**m, "content": h} for m, h in zip(conversation, holders)])
+    ids, pos = [], 0
+    for holder, message in zip(holders, conversation):
+        at = text.find(holder, pos)
+        if at < 0:
+            raise ValueError("the chat template changes message contents; cannot keep them free of special tokens")
+        ids += tokenizer(text[pos:at], add_special_tokens=False)["input_ids"]
+        ids += tokenizer(message["content"], add_special_tokens=False, split_special_tokens=True)["input_ids"]
+        pos = at + len(holder)
+    return ids + tokenizer(text[pos:], add_special_tokens=False)["input_ids"]
+
+
+def _render(tokenizer, conversation: Conversation) -> str:
+    return tokenizer.apply_chat_template(
         conversation, add_generation_prompt=True, tokenize=False, **chat_template_kwargs(tokenizer)
     )
-    # the template already writes any BOS/special tokens; adding them again would duplicate them
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def _holds_special(tokenizer, content: str) -> bool:
+    return any(token in content for token in tokenizer.added_tokens_encoder)
 
 
 def fit_prompt(ids: list[int], max_model_len: int, max_new_tokens: int) -> list[int]:

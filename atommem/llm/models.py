@@ -18,12 +18,14 @@ import fcntl
 import importlib.util
 import logging
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from pathlib import Path
 
+from atommem.config import ConfigError
 from atommem.io import fsync_tree
 
 log = logging.getLogger("atommem.llm.models")
@@ -183,3 +185,46 @@ LOCAL_BUILDERS: dict[str, Callable[[Path], None]] = {
     "smollm2-135m": build_smollm2,
     "tiny-random": build_tiny_random,
 }
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+def check_model_name(name: str, key: str, aliases: Iterable[str] = ()) -> None:
+    """Fail before anything loads when `name` can be neither an alias, a local model folder nor a hub id.
+
+    A name whose parent folder exists here (results/train/sft/final) is a local path and must be a model
+    folder; an `owner/name` hub id must be in the local hub cache when the hub is offline.
+    """
+    if name in LOCAL_BUILDERS or name in HUB_ALIASES or name in aliases:
+        return
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file() and not (path / "tokenizer_config.json").is_file():
+            raise ConfigError(f"{key}: {name} is a folder but not a model (no config.json or tokenizer_config.json)")
+        return
+    parent = path.parent
+    local = path.exists() or name.startswith((".", "/", "~")) or (str(parent) != "." and parent.is_dir())
+    known = ", ".join([*LOCAL_BUILDERS, *HUB_ALIASES, *aliases])
+    if local or not _HUB_ID.fullmatch(name):
+        raise ConfigError(f"{key}: no model folder {name} (and not an alias: {known})")
+    if _hub_offline() and not _in_hub_cache(name):
+        raise ConfigError(f"{key}: hub id {name} is not in the local hub cache and the hub is offline (HF_HUB_OFFLINE)")
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    return (Path(HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}").is_dir()
+
+
+def check_model_config(model, key: str = "model") -> None:
+    """`model.name` and `model.tokenizer` of a ModelConfig; a served (openai) model is the server's business."""
+    if model.backend == "openai":
+        return
+    check_model_name(model.name, f"{key}.name")
+    if model.tokenizer:
+        check_model_name(model.tokenizer, f"{key}.tokenizer")

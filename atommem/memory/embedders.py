@@ -21,6 +21,8 @@ from typing import Protocol
 import numpy as np
 import requests
 
+from atommem.config import require, require_positive
+
 log = logging.getLogger("atommem")
 
 MINILM_ALIAS = "all-minilm-l6-v2"
@@ -45,6 +47,19 @@ class EmbedderConfig:
     batch_size: int = 64
     dim: int = 256  # hashing only
     api_key_env: str = "OPENAI_API_KEY"  # openai kind: env var holding the key (unset = no auth header)
+
+    def __post_init__(self) -> None:
+        require(self.kind in EMBEDDER_KINDS, "kind", f"one of {', '.join(EMBEDDER_KINDS)}", self.kind)
+        require_positive(self, "batch_size", "dim")
+        require(self.kind != "openai" or bool(self.base_url), "base_url", "a URL when kind is openai", self.base_url)
+
+
+def check_embedder_config(cfg: EmbedderConfig, key: str = "embedder") -> None:
+    """A sentence-transformers name must be the shipped alias, a model folder or a hub id (before loading)."""
+    if cfg.kind == "sentence-transformers":
+        from atommem.llm.models import check_model_name
+
+        check_model_name(cfg.name, f"{key}.name", aliases=(MINILM_ALIAS,))
 
 
 def l2_normalize(matrix: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from atommem.agent.env import EnvConfig
-from atommem.config import ConfigError
+from atommem.config import ConfigError, from_dict
 
 ABLATIONS: dict[str, dict] = {
     "no-scratchpad": {"use_scratchpad": False},
@@ -41,4 +41,8 @@ def apply_ablation(env: EnvConfig, name: str, switches: dict | None = None) -> E
     overrides = dict(switches)
     if "disabled_ops" in overrides:
         overrides["disabled_ops"] = sorted(set(env.disabled_ops) | set(overrides["disabled_ops"]))
-    return dataclasses.replace(env, **overrides)  # __post_init__ re-checks the combination
+    try:
+        # from_dict checks the switches' types, __post_init__ the combination
+        return from_dict(EnvConfig, {**dataclasses.asdict(env), **overrides}, prefix="env.")
+    except ConfigError as err:
+        raise ConfigError(f"ablation {name!r}: {err}") from None

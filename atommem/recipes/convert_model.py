@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from atommem.llm.models import resolve_model
+from atommem.llm.models import check_model_name, resolve_model
 
 
 @dataclass
@@ -18,4 +18,5 @@ CONFIG_CLASS = ConvertModelConfig
 
 
 def main(cfg: ConvertModelConfig) -> None:
+    check_model_name(cfg.name, "name")
     print(resolve_model(cfg.name, cache_dir=cfg.cache_dir))

@@ -16,14 +16,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from atommem.agent.env import EnvConfig
-from atommem.config import ConfigError
+from atommem.config import ConfigError, require_positive
 from atommem.data.records import read_samples
 from atommem.eval.judge import JudgeConfig
 from atommem.eval.scoring import add_judgements, score_trajectories, summarize, write_results
 from atommem.fingerprint import claim_output_dir
 from atommem.io import append_jsonl, truncate_jsonl, write_jsonl_atomic
 from atommem.llm.base import ModelConfig, SamplingConfig, build_llm
-from atommem.memory.embedders import EmbedderConfig, build_embedder
+from atommem.llm.models import check_model_config
+from atommem.memory.embedders import EmbedderConfig, build_embedder, check_embedder_config
 from atommem.methods.ablations import apply_ablation
 from atommem.methods.base import MethodContext, MethodResult
 from atommem.methods.registry import AGENT_METHODS, get_method
@@ -54,6 +55,10 @@ class EvaluateConfig:
     ablation: str | None = None  # agent methods only: a name in atommem.methods.ablations (env overrides)
     ablation_switches: dict | None = None  # a custom ablation's env switches (then `ablation` is its label)
 
+    def __post_init__(self) -> None:
+        require_positive(self, "batch_size")
+        require_positive(self, "max_samples", optional=True)
+
 
 CONFIG_CLASS = EvaluateConfig
 
@@ -69,11 +74,11 @@ def check_config(cfg: EvaluateConfig) -> None:
         raise ConfigError("samples: required (one or more JSONL files from `atommem prepare`)")
     if not cfg.out_dir:
         raise ConfigError("out_dir: required")
-    if cfg.batch_size < 1:
-        raise ConfigError(f"batch_size: must be >= 1, got {cfg.batch_size}")
     if cfg.judge.enabled and not (cfg.judge.base_url and cfg.judge.model):
         raise ConfigError("judge.base_url and judge.model are required when judge.enabled is true")
     get_method(cfg.method)
+    check_model_config(cfg.model)
+    check_embedder_config(cfg.embedder)
     if cfg.ablation_switches is not None and cfg.ablation is None:
         raise ConfigError("ablation_switches: give the custom ablation a name in `ablation`")
     if cfg.ablation is not None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from atommem import plots
-from atommem.config import ConfigError
+from atommem.config import ConfigError, require
 
 log = logging.getLogger("atommem")
 
@@ -29,10 +29,12 @@ class PlotConfig:
     smoothing: float = 0.8  # EMA weight for the training curves
     std_band: bool = False  # train_reward: shade mean +- std of the reward
 
+    def __post_init__(self) -> None:
+        require(self.figure in FIGURES, "figure", f"one of {', '.join(FIGURES)}", self.figure)
+        require(0 <= self.smoothing < 1, "smoothing", "in [0, 1) (an EMA weight)", self.smoothing)
+
 
 def main(cfg: PlotConfig) -> None:
-    if cfg.figure not in FIGURES:
-        raise ConfigError(f"figure: unknown figure {cfg.figure!r}; valid: {', '.join(FIGURES)}")
     if not cfg.inputs:
         raise ConfigError("inputs: give at least one path")
     draw, kind = FIGURES[cfg.figure]

@@ -9,7 +9,7 @@ import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from atommem.config import ConfigError
+from atommem.config import ConfigError, require, require_positive
 from atommem.data.download import fetch
 from atommem.data.loaders import LOADERS, load_benchmark, shipped_sample
 from atommem.data.longcontext import build_long_samples, context_token_stats, summarize_counts
@@ -34,6 +34,11 @@ class PrepareConfig:
     stats_out: str | None = None  # statistics JSON
     tokenizer: str | None = None  # count tokens with this HF tokenizer if it loads offline
 
+    def __post_init__(self) -> None:
+        require_positive(self, "num_docs", "max_group_size")
+        require_positive(self, "max_questions", "max_samples", optional=True)
+        require(self.skip_questions >= 0, "skip_questions", ">= 0", self.skip_questions)
+
 
 def _check(cfg: PrepareConfig) -> None:
     if cfg.benchmark not in LOADERS:
@@ -42,12 +47,6 @@ def _check(cfg: PrepareConfig) -> None:
         raise ConfigError("out: required (the samples JSONL path)")
     if cfg.url and not cfg.path:
         raise ConfigError("path: required when url is set (where the download is stored)")
-    if cfg.num_docs < 1:
-        raise ConfigError(f"num_docs: must be at least 1, got {cfg.num_docs}")
-    for name in ("max_questions", "max_samples"):
-        value = getattr(cfg, name)
-        if value is not None and value < 1:
-            raise ConfigError(f"{name}: must be at least 1 or null, got {value}")
 
 
 def _load_tokenizer(name: str):

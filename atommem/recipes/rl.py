@@ -13,9 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from atommem.agent.env import EnvConfig
-from atommem.config import ConfigError
+from atommem.config import ConfigError, require, require_positive
 from atommem.llm.base import ModelConfig, SamplingConfig
-from atommem.memory.embedders import EmbedderConfig
+from atommem.data.records import read_samples
+from atommem.llm.models import check_model_config, check_model_name
+from atommem.memory.embedders import EmbedderConfig, check_embedder_config
 from atommem.tracking import TrackingConfig
 
 
@@ -57,6 +59,21 @@ class RLConfig:
     env: EnvConfig = field(default_factory=EnvConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
+    def __post_init__(self) -> None:
+        require_positive(self, "steps", "prompts_per_step", "group_size", "micro_batch_size", "checkpoint_every",
+                         "keep_checkpoints")
+        require_positive(self, "val_max_samples", optional=True)
+        require(self.learning_rate > 0, "learning_rate", "> 0", self.learning_rate)
+        require(self.warmup_steps >= 0, "warmup_steps", ">= 0", self.warmup_steps)
+        require(self.kl_coef >= 0, "kl_coef", ">= 0 (0 = no reference model)", self.kl_coef)
+        require(0 <= self.clip_low < 1, "clip_low", "in [0, 1)", self.clip_low)
+        require(self.clip_high >= 0, "clip_high", ">= 0", self.clip_high)
+        require(self.max_grad_norm > 0, "max_grad_norm", "> 0", self.max_grad_norm)
+        require(self.validate_every >= 0, "validate_every", ">= 0 (0 = never)", self.validate_every)
+        require(self.mixed_precision in ("no", "bf16", "fp16"), "mixed_precision", "no, bf16 or fp16",
+                self.mixed_precision)
+        require(self.rollout in ("hf", "vllm"), "rollout", "hf or vllm", self.rollout)
+
 
 CONFIG_CLASS = RLConfig
 
@@ -67,17 +84,18 @@ def check_config(cfg: RLConfig) -> None:
         raise ConfigError("samples: required (a JSONL file from `atommem prepare`)")
     if not cfg.out_dir:
         raise ConfigError("out_dir: required")
-    if cfg.mixed_precision not in ("no", "bf16", "fp16"):
-        raise ConfigError(f"mixed_precision: unknown {cfg.mixed_precision!r}; valid: no, bf16, fp16")
-    if cfg.rollout not in ("hf", "vllm"):
-        raise ConfigError(f"rollout: unknown {cfg.rollout!r}; valid: hf, vllm")
     if cfg.model.backend != "hf":
         raise ConfigError("model.backend: the policy is trained locally, use hf (choose the engine with rollout)")
-    for name in ("steps", "prompts_per_step", "group_size", "micro_batch_size", "checkpoint_every"):
-        if getattr(cfg, name) < 1:
-            raise ConfigError(f"{name}: must be >= 1, got {getattr(cfg, name)}")
     if cfg.sampling.temperature <= 0:
         raise ConfigError("sampling.temperature: GRPO needs sampling (> 0) so a group's episodes differ")
+    check_model_config(cfg.model)
+    if cfg.ref_model:
+        check_model_name(cfg.ref_model, "ref_model")
+    check_embedder_config(cfg.embedder)
+    # the loop reads them again after loading the model; a bad row must fail before that
+    read_samples(cfg.samples)
+    if cfg.val_samples:
+        read_samples(cfg.val_samples, cfg.val_max_samples)
 
 
 def main(cfg: RLConfig):

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from atommem.config import ConfigError
+from atommem.config import ConfigError, require, require_positive
+from atommem.io import read_jsonl
 from atommem.llm.base import ModelConfig
+from atommem.llm.models import check_model_config
 from atommem.tracking import TrackingConfig
 
 
@@ -42,6 +44,16 @@ class SFTRecipeConfig:
     lora: dict | None = None  # peft.LoraConfig arguments, e.g. {r: 16, lora_alpha: 32, target_modules: all-linear}
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
+    def __post_init__(self) -> None:
+        require(self.num_train_epochs > 0, "num_train_epochs", "> 0", self.num_train_epochs)
+        require(self.max_steps == -1 or self.max_steps >= 1, "max_steps", "-1 (use epochs) or >= 1", self.max_steps)
+        require(self.learning_rate > 0, "learning_rate", "> 0", self.learning_rate)
+        require(self.warmup_steps >= 0, "warmup_steps", ">= 0 (< 1: a ratio of the steps)", self.warmup_steps)
+        require(self.weight_decay >= 0, "weight_decay", ">= 0", self.weight_decay)
+        require_positive(self, "per_device_train_batch_size", "gradient_accumulation_steps", "logging_steps",
+                         "save_steps", "save_total_limit")
+        require_positive(self, "max_length", optional=True)
+
 
 CONFIG_CLASS = SFTRecipeConfig
 
@@ -53,6 +65,24 @@ def check_config(cfg: SFTRecipeConfig) -> None:
         raise ConfigError("out_dir: required")
     if cfg.model.backend != "hf":
         raise ConfigError("model.backend: SFT trains a local model, use hf")
+    check_model_config(cfg.model)
+    check_examples(cfg.examples)
+
+
+def check_examples(path: str) -> None:
+    """Every row of the examples JSONL is a prompt-completion pair of chat messages."""
+    rows = read_jsonl(path)
+    if not rows:
+        raise ConfigError(f"examples: {path} has no examples (did every trajectory fail the filter?)")
+    for line_no, row in enumerate(rows, 1):
+        for name in ("prompt", "completion"):
+            messages = row.get(name)
+            if not isinstance(messages, list) or not messages or not all(
+                isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+                for m in messages
+            ):
+                raise ConfigError(f"{path}: line {line_no}: field {name!r} must be a non-empty list of "
+                                  f"{{role, content}} messages, got {type(messages).__name__}")
 
 
 def main(cfg: SFTRecipeConfig):

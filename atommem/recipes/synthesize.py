@@ -13,11 +13,12 @@ import logging
 from dataclasses import asdict, dataclass, field
 
 from atommem.agent.env import EnvConfig
-from atommem.config import ConfigError
+from atommem.config import ConfigError, require, require_positive
 from atommem.data.records import read_samples
 from atommem.io import write_json_atomic, write_jsonl_atomic
 from atommem.llm.base import ModelConfig, SamplingConfig, build_llm
-from atommem.memory.embedders import EmbedderConfig, build_embedder
+from atommem.llm.models import check_model_config
+from atommem.memory.embedders import EmbedderConfig, build_embedder, check_embedder_config
 from atommem.tracking import TrackingConfig, tracked_run
 
 log = logging.getLogger(__name__)
@@ -42,21 +43,23 @@ class SynthesizeConfig:
     progress: bool = True
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
+    def __post_init__(self) -> None:
+        require(self.teacher in ("oracle", "llm"), "teacher", "oracle or llm", self.teacher)
+        require(0.0 <= self.min_fraction_correct <= 1.0, "min_fraction_correct", "in [0, 1]", self.min_fraction_correct)
+        require_positive(self, "batch_size")
+        require_positive(self, "max_samples", optional=True)
+
 
 CONFIG_CLASS = SynthesizeConfig
 
 
 def check_config(cfg: SynthesizeConfig) -> None:
-    if cfg.teacher not in ("oracle", "llm"):
-        raise ConfigError(f"teacher: unknown {cfg.teacher!r}; valid: oracle, llm")
     if not cfg.samples:
         raise ConfigError("samples: required (a JSONL file from `atommem prepare`)")
     if not cfg.out:
         raise ConfigError("out: required (the examples JSONL path)")
-    if not 0.0 <= cfg.min_fraction_correct <= 1.0:
-        raise ConfigError(f"min_fraction_correct: must be in [0, 1], got {cfg.min_fraction_correct}")
-    if cfg.batch_size < 1:
-        raise ConfigError(f"batch_size: must be >= 1, got {cfg.batch_size}")
+    check_model_config(cfg.model)
+    check_embedder_config(cfg.embedder)
 
 
 def _tokenizer(model: ModelConfig):
