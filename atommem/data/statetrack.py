@@ -319,3 +319,44 @@ def build_statetrack_samples(pool: Sequence[Paragraph], cfg: StateTrackConfig, n
             context=render_context(documents),
         ))
     return samples
+
+
+# ---- reading the text back (the oracle teacher tracks the world from the chunks it is shown) ------------
+_WHO = "(" + "|".join(NAMES) + ")"
+_FACT_PATTERNS = (
+    ("correction", re.compile(rf"Correction: {_WHO} actually went to the (\w+), not the (\w+)\.")),
+    ("move", re.compile(rf"{_WHO} went to the (\w+)\.")),
+    ("take", re.compile(rf"{_WHO} picked up the (\w+)\.")),
+    ("give", re.compile(rf"{_WHO} gave the (\w+) to {_WHO}\.")),
+    ("drop", re.compile(rf"{_WHO} dropped the (\w+)\.")),
+)
+_ANY_FACT = re.compile("|".join(f"(?:{p.pattern})" for _, p in _FACT_PATTERNS))
+_QUESTION_SUBJECT = re.compile(r"(?:Where is (?:the )?|What is )(\w+)(?: carrying)?\?")
+
+
+def parse_fact(sentence: str) -> Event | None:
+    """The event a fact sentence states, or None when it is not one."""
+    for kind, pattern in _FACT_PATTERNS:
+        m = pattern.fullmatch(sentence)
+        if not m:
+            continue
+        g = m.groups()
+        if kind == "correction":
+            return Event(kind, g[0], place=g[1], wrong_place=g[2])
+        if kind == "move":
+            return Event(kind, g[0], place=g[1])
+        if kind == "give":
+            return Event(kind, g[0], obj=g[1], receiver=g[2])
+        return Event(kind, g[0], obj=g[1])
+    return None
+
+
+def facts_in(text: str) -> list[str]:
+    """The fact sentences of `text`, in order."""
+    return [m.group(0) for m in _ANY_FACT.finditer(text)]
+
+
+def question_subject(question: str) -> str | None:
+    """The person or object a statetrack question asks about."""
+    m = _QUESTION_SUBJECT.fullmatch(question.strip())
+    return m.group(1) if m else None
