@@ -29,7 +29,7 @@ OBJECTS = ("apple", "football", "key", "book", "umbrella", "lamp", "hat", "cup",
 QUESTION_TYPES = ("where_person", "carrying", "where_object")
 NOTHING = "nothing"
 # relative weights of the event kinds among those possible at a step (a correction has its own knob)
-EVENT_WEIGHTS = {"move": 3.0, "take": 2.0, "give": 2.0, "drop": 1.0}
+EVENT_WEIGHTS = {"move": 3.0, "take": 2.0, "give": 2.0, "drop": 2.0}
 # a carrying question is asked only when its answer lists few enough objects to write in a short answer
 MAX_CARRIED_IN_ANSWER = 2
 
