@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 class PrepareConfig:
     benchmark: str = "hotpotqa"  # hotpotqa | 2wikimultihopqa | musique | statetrack (generated)
     path: str = ""  # official-format file; empty = the sample shipped in data/benchmarks/
-    url: str | None = None  # if set, download to `path` first (skipped when it is already there)
+    url: str | None = None  # if set, download to `path` (statetrack: `distractors`) first, unless it is there
     sha256: str | None = None  # expected checksum of the downloaded file
     num_docs: int = 200
     seed: int = 42
@@ -66,7 +66,7 @@ def _check(cfg: PrepareConfig) -> None:
             raise ConfigError(str(err)) from None
     if not cfg.out:
         raise ConfigError("out: required (the samples JSONL path)")
-    if cfg.url and not cfg.path:
+    if cfg.url and not (cfg.distractors if cfg.benchmark == STATETRACK else cfg.path):
         raise ConfigError("path: required when url is set (where the download is stored)")
     if cfg.num_docs < 1:
         raise ConfigError(f"num_docs: must be at least 1, got {cfg.num_docs}")
@@ -108,6 +108,8 @@ def sample_stats(samples, cfg: PrepareConfig, source: Path, tokenizer=None) -> d
 
 def _statetrack_samples(cfg: PrepareConfig) -> tuple[list, Path]:
     source = Path(cfg.distractors) if cfg.distractors else shipped_sample(cfg.distractor_format)
+    if cfg.url:
+        fetch(cfg.url, source, cfg.sha256)
     if not source.exists():
         raise ConfigError(f"distractors: benchmark file not found: {source}")
     pool = distractor_pool(load_benchmark(cfg.distractor_format, source), cfg.distractor_parts, cfg.distractor_part)
