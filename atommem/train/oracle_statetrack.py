@@ -16,11 +16,14 @@ difference:
 Reads: it sets the query to the names of every entry to rewrite and writes nothing, so the same chunk
 comes back with those entries shown. Should retrieval still miss one, the new fact is created afresh (a
 stale entry then stays). A chunk with no new fact gets the one-line note any oracle writes to move on.
-Answer phase: Read the name the question asks about; for an object someone carries, Read that person
-next (where they are is where the object is); then answer.
+Answer phase: unless every entry about the question's subject is already shown, Read the name it asks
+about; for an object someone carries, Read that person next (where they are is where the object is);
+then answer.
 """
 
 from __future__ import annotations
+
+import re
 
 from atommem.agent.env import Episode
 from atommem.agent.prompts import one_line
@@ -37,11 +40,17 @@ def _answer(episode: Episode) -> str:
     question = episode.sample.questions[episode.question_index]
     subject = question_subject(question.question)
     if "read" in episode.enabled and episode.cfg.use_store and subject:
-        holder = _final_state(episode).holder.get(subject)  # None unless the subject is a carried object
-        if episode.query not in (subject, holder):
-            return f"<update_query>{subject}</update_query>"
-        if holder and episode.query == subject:
-            return f"<update_query>{holder}</update_query>"
+        final = _final_state(episode)
+        holder = final.holder.get(subject)  # None unless the subject is a carried object
+        # everything memory says about the subject (and, for a carried object, where its holder is)
+        needed = [text for text in entries(final).values()
+                  if re.search(rf"\b{subject}\b", text) or (holder and text.startswith(f"{holder} is in"))]
+        shown = {e.text for e in episode.shown}
+        if not all(text in shown for text in needed):
+            if episode.query not in (subject, holder):
+                return f"<update_query>{subject}</update_query>"
+            if holder and episode.query == subject:
+                return f"<update_query>{holder}</update_query>"
     return f"<final_answer>\\boxed{{{one_line(question.answers[0])}}}</final_answer>"
 
 
