@@ -10,6 +10,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from atommem.agent.env import TurnRecord, Trajectory
 from atommem.llm.base import chat_prompt_ids
+from atommem.train.rl_loop import frac_zero_std
 from atommem.train.grpo import (
     LossConfig,
     TurnRow,
@@ -29,6 +30,12 @@ def test_group_advantages_subtract_group_mean():
     assert normalised == pytest.approx([scale, -scale, -scale, scale])
     with pytest.raises(ValueError):
         group_advantages([1.0, 0.0, 1.0], group_size=2)
+
+
+def test_frac_zero_std_counts_groups_without_signal():
+    # groups of 3: [1, 1, 1] and [0, 0, 0] carry no signal, [0, 1, 0] does
+    assert frac_zero_std([1.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0], group_size=3) == pytest.approx(2 / 3)
+    assert frac_zero_std([0.5, 0.0], group_size=1) == 1.0
 
 
 def test_token_loss_is_the_hand_computed_clipped_objective():

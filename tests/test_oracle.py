@@ -70,3 +70,41 @@ def test_oracle_respects_a_scratchpad_only_ablation(tokenizer):
 
 def test_question_keywords_drop_stopwords():
     assert question_keywords("Which band was formed in the same city as the Beatles?") == "band formed city Beatles"
+
+
+def _statetrack_samples():
+    from atommem.data.statetrack import StateTrackConfig, build_statetrack_samples, distractor_pool
+
+    pool = distractor_pool(load_benchmark("hotpotqa", shipped_sample("hotpotqa")))
+    world = StateTrackConfig(people=3, places=4, objects=3, events=12, questions=3)
+    return build_statetrack_samples(pool, world, num_docs=6, num_samples=12, seed=5)
+
+
+def test_oracle_tracks_a_changing_world_with_create_update_delete_and_read(tokenizer):
+    from atommem.data.statetrack import facts_in
+    from atommem.train.oracle_statetrack import entries, world_after
+
+    samples = _statetrack_samples()
+    env = EnvConfig(chunk_tokens=128, chunk_overlap=32, max_turns=400)
+    episodes, trajectories = _play(samples, env, tokenizer)
+    ops = Counter()
+    for episode, trajectory, sample in zip(episodes, trajectories, samples):
+        assert not trajectory.truncated
+        for turn in trajectory.turns:
+            assert turn.invalid == {} and turn.ignored == {}, turn.response
+            ops.update(op["name"] for op in turn.ops)
+        assert [row["em"] for row in score_trajectory(trajectory, sample)] == [1.0] * len(sample.questions)
+        # the store ends holding exactly the final state (besides the notes that move past empty chunks)
+        final = entries(world_after(facts_in(" ".join(sample.context.split()))))
+        kept = sorted(e.text for e in episode.store.entries if not e.text.startswith("Chunk "))
+        assert kept == sorted(final.values())
+    assert ops["create"] and ops["update"] and ops["delete"] and ops["read"] and ops["answer"]
+
+
+def test_oracle_plays_statetrack_without_a_store(tokenizer):
+    samples = _statetrack_samples()[:4]
+    env = EnvConfig(chunk_tokens=128, chunk_overlap=32, max_turns=400, use_store=False)
+    episodes, trajectories = _play(samples, env, tokenizer)
+    for trajectory, sample in zip(trajectories, samples):
+        assert all(turn.invalid == {} and turn.ignored == {} for turn in trajectory.turns)
+        assert [row["em"] for row in score_trajectory(trajectory, sample)] == [1.0] * len(sample.questions)

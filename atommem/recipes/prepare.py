@@ -1,18 +1,26 @@
 """`atommem prepare`: benchmark file -> long-context samples (JSONL) + statistics (JSON).
 
     atommem prepare --set benchmark=hotpotqa --set num_docs=50 --set out=results/data/hotpotqa_50.jsonl
+
+`benchmark=statetrack` generates state-tracking worlds instead (atommem/data/statetrack.py), hidden among
+distractor paragraphs of `distractors` (a benchmark file in `distractor_format`; empty = the shipped one):
+
+    atommem prepare --set benchmark=statetrack --set seed=1 --set num_docs=10 --set max_samples=50 \
+        --set distractor_format=hotpotqa --set out=results/data/statetrack_10.jsonl
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from atommem.config import ConfigError, require, require_positive
 from atommem.data.download import fetch
 from atommem.data.loaders import LOADERS, load_benchmark, shipped_sample
 from atommem.data.longcontext import build_long_samples, context_token_stats, summarize_counts
+from atommem.data.statetrack import BENCHMARK as STATETRACK
+from atommem.data.statetrack import StateTrackConfig, build_statetrack_samples, distractor_pool
 from atommem.io import write_json_atomic, write_jsonl_atomic
 
 log = logging.getLogger(__name__)
@@ -20,19 +28,27 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class PrepareConfig:
-    benchmark: str = "hotpotqa"  # hotpotqa | 2wikimultihopqa | musique
+    benchmark: str = "hotpotqa"  # hotpotqa | 2wikimultihopqa | musique | statetrack (generated)
     path: str = ""  # official-format file; empty = the sample shipped in data/benchmarks/
-    url: str | None = None  # if set, download to `path` first (skipped when it is already there)
+    url: str | None = None  # if set, download to `path` (statetrack: `distractors`) first, unless it is there
     sha256: str | None = None  # expected checksum of the downloaded file
     num_docs: int = 200
     seed: int = 42
     skip_questions: int = 0  # start after the first K questions of the file (train / held-out splits)
     max_questions: int | None = None  # only the first M questions (after skipping)
     max_group_size: int = 10  # questions per sample are 1 (p=0.5) or uniform 2..max_group_size
-    max_samples: int | None = None  # only the first S samples
+    max_samples: int | None = None  # only the first S samples (statetrack: the number of worlds, default 100)
     out: str = ""  # samples JSONL
     stats_out: str | None = None  # statistics JSON
     tokenizer: str | None = None  # count tokens with this HF tokenizer if it loads offline
+    # statetrack only: where its distractor paragraphs come from, and the world's knobs
+    distractors: str = ""  # benchmark file; empty = the shipped sample of distractor_format
+    distractor_format: str = "hotpotqa"  # hotpotqa | 2wikimultihopqa | musique
+    distractor_parts: int = 1  # split the file's paragraphs into this many disjoint parts ...
+    distractor_part: int = 0  # ... and use this one (train and held-aside samples use different parts)
+    statetrack: StateTrackConfig = field(default_factory=StateTrackConfig)
+
+DEFAULT_STATETRACK_SAMPLES = 100
 
     def __post_init__(self) -> None:
         require_positive(self, "num_docs", "max_group_size")
@@ -41,11 +57,21 @@ class PrepareConfig:
 
 
 def _check(cfg: PrepareConfig) -> None:
-    if cfg.benchmark not in LOADERS:
-        raise ConfigError(f"benchmark: unknown {cfg.benchmark!r}; valid names: {', '.join(LOADERS)}")
+    if cfg.benchmark not in LOADERS and cfg.benchmark != STATETRACK:
+        raise ConfigError(
+            f"benchmark: unknown {cfg.benchmark!r}; valid names: {', '.join(LOADERS)}, {STATETRACK}")
+    if cfg.benchmark == STATETRACK:
+        if cfg.distractor_format not in LOADERS:
+            raise ConfigError(f"distractor_format: unknown {cfg.distractor_format!r}; valid: {', '.join(LOADERS)}")
+        if not 0 <= cfg.distractor_part < cfg.distractor_parts:
+            raise ConfigError(f"distractor_part: must be in 0..distractor_parts-1, got {cfg.distractor_part}")
+        try:
+            cfg.statetrack.check()
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
     if not cfg.out:
         raise ConfigError("out: required (the samples JSONL path)")
-    if cfg.url and not cfg.path:
+    if cfg.url and not (cfg.distractors if cfg.benchmark == STATETRACK else cfg.path):
         raise ConfigError("path: required when url is set (where the download is stored)")
 
 
@@ -79,8 +105,42 @@ def sample_stats(samples, cfg: PrepareConfig, source: Path, tokenizer=None) -> d
     return stats
 
 
+def _statetrack_samples(cfg: PrepareConfig) -> tuple[list, Path]:
+    source = Path(cfg.distractors) if cfg.distractors else shipped_sample(cfg.distractor_format)
+    if cfg.url:
+        fetch(cfg.url, source, cfg.sha256)
+    if not source.exists():
+        raise ConfigError(f"distractors: benchmark file not found: {source}")
+    pool = distractor_pool(load_benchmark(cfg.distractor_format, source), cfg.distractor_parts, cfg.distractor_part)
+    num_samples = cfg.max_samples or DEFAULT_STATETRACK_SAMPLES
+    try:
+        samples = build_statetrack_samples(pool, cfg.statetrack, cfg.num_docs, num_samples, cfg.seed)
+    except ValueError as err:
+        raise ConfigError(f"{err} ({source}, part {cfg.distractor_part} of {cfg.distractor_parts})") from None
+    return samples, source
+
+
 def main(cfg: PrepareConfig) -> None:
     _check(cfg)
+    if cfg.benchmark == STATETRACK:
+        samples, source = _statetrack_samples(cfg)
+    else:
+        samples, source = _benchmark_samples(cfg)
+    write_jsonl_atomic(cfg.out, (s.to_dict() for s in samples))
+    log.info("wrote %d samples to %s", len(samples), cfg.out)
+
+    if cfg.stats_out:
+        tokenizer = _load_tokenizer(cfg.tokenizer) if cfg.tokenizer else None
+        stats = sample_stats(samples, cfg, source, tokenizer)
+        stats["config"] = asdict(cfg)
+        write_json_atomic(cfg.stats_out, stats)
+        log.info(
+            "wrote stats to %s: %d samples, %d questions, mean %.0f words per context",
+            cfg.stats_out, stats["num_samples"], stats["num_questions"], stats["context_words"]["mean"],
+        )
+
+
+def _benchmark_samples(cfg: PrepareConfig) -> tuple[list, Path]:
     source = Path(cfg.path) if cfg.path else shipped_sample(cfg.benchmark)
     if cfg.url:
         fetch(cfg.url, source, cfg.sha256)
@@ -99,18 +159,7 @@ def main(cfg: PrepareConfig) -> None:
         skip_questions=cfg.skip_questions,
         max_group_size=cfg.max_group_size,
     )
-    write_jsonl_atomic(cfg.out, (s.to_dict() for s in samples))
-    log.info("wrote %d samples to %s", len(samples), cfg.out)
-
-    if cfg.stats_out:
-        tokenizer = _load_tokenizer(cfg.tokenizer) if cfg.tokenizer else None
-        stats = sample_stats(samples, cfg, source, tokenizer)
-        stats["config"] = asdict(cfg)
-        write_json_atomic(cfg.stats_out, stats)
-        log.info(
-            "wrote stats to %s: %d samples, %d questions, mean %.0f words per context",
-            cfg.stats_out, stats["num_samples"], stats["num_questions"], stats["context_words"]["mean"],
-        )
+    return samples, source
 
 
 CONFIG_CLASS = PrepareConfig

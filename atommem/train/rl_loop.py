@@ -137,13 +137,21 @@ def rollout_sums(trajectories: list[Trajectory], timer: RolloutTimer) -> dict[st
     return sums
 
 
+def frac_zero_std(rewards: list[float], group_size: int) -> float:
+    """Share of groups (consecutive runs of `group_size` rewards) whose rewards are all equal: their
+    advantages are all 0, so they give GRPO no signal."""
+    groups = [rewards[i : i + group_size] for i in range(0, len(rewards), group_size)]
+    return sum(max(g) == min(g) for g in groups) / len(groups)
+
+
 def step_metrics(step: int, sums: dict[str, float], rewards: list[float], update: dict, lr: float,
-                 times: dict[str, float]) -> dict:
+                 times: dict[str, float], group_size: int) -> dict:
     turns = max(sums["turns"], 1)
     metrics = {
         "step": step,
         "reward/mean": statistics.fmean(rewards),
         "reward/std": statistics.pstdev(rewards),
+        "reward/frac_zero_std": frac_zero_std(rewards, group_size),
         **{f"ops/{name}_per_turn": sums[f"ops/{name}"] / turns for name in OP_NAMES},
         "invalid/per_turn": sums["invalid"] / turns,
         "store/size_mean": sums["store_size"] / sums["episodes"],
@@ -303,7 +311,7 @@ def train(cfg: RLConfig) -> Path:
             sums = _sum_over_processes(accelerator, rollout_sums(trajectories, timer))
             all_rewards = accelerator.gather(torch.tensor(rewards, device=accelerator.device)).tolist()
             times = {"time/rollout_s": timer.llm_s, "time/update_s": update_s, "time/env_s": timer.env_s}
-            metrics = step_metrics(step, sums, all_rewards, update, lr, times)
+            metrics = step_metrics(step, sums, all_rewards, update, lr, times, cfg.group_size)
             # 7. validate, checkpoint
             if val_samples and cfg.validate_every and (step % cfg.validate_every == 0 or step == cfg.steps):
                 engine.sync_weights(model)

@@ -35,7 +35,9 @@ POLICY_RUN = {"sft": "results/train/sft", "rl": "results/train/rl-full"}
 RL_VARIANTS = {"full": {}, **config["rl"]["variants"]}
 BASELINES = config["evaluate"]["baselines"]
 # (benchmark, num_docs) pairs each evaluation job covers: every pair for the main table and figures
-MAIN_GROUPS = [(b, n) for b in config["data"]["benchmarks"] for n in config["data"]["doc_counts"]]
+MAIN_GROUPS = [(b, n) for b in config["data"]["benchmarks"] for n in config["data"]["doc_counts"]] + [
+    ("statetrack", n) for n in config["data"]["statetrack"]["doc_counts"]
+]
 ABLATION_GROUPS = [(b, n) for b in config["ablations"]["benchmarks"] for n in config["ablations"]["doc_counts"]]
 # the library's named ablations plus the config's own
 ABLATION_NAMES = [*ABLATIONS, *config["ablations"]["custom"]]

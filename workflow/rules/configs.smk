@@ -9,9 +9,13 @@
 
 
 def data_source(benchmark, split):
+    """The release file a benchmark's samples are read from; statetrack reads its distractor paragraphs
+    from the file of its distractor_format."""
     train = config["data"]["train"]
     if split == "train" and train["source"]:
         return train["source"]
+    if benchmark == "statetrack":
+        return config["data"]["sources"][config["data"]["statetrack"]["distractor_format"]]
     return config["data"]["sources"][benchmark]
 
 
@@ -22,6 +26,8 @@ def source_files(wildcards, split):
 
 
 def prepare_config(wildcards, split):
+    if wildcards.benchmark == "statetrack":
+        return statetrack_prepare_config(wildcards, split)
     source = data_source(wildcards.benchmark, split)
     train = config["data"]["train"]
     if split == "train":
@@ -46,6 +52,35 @@ def prepare_config(wildcards, split):
             "max_samples": max_samples,
             "out": prepared_path(split, "samples", wildcards.benchmark, wildcards.num_docs),
             "stats_out": prepared_path(split, "stats", wildcards.benchmark, wildcards.num_docs),
+        }
+    )
+
+
+# statetrack splits its distractor file in two: training worlds use part 0, held-aside ones part 1
+STATETRACK_DISTRACTOR_PARTS = 2
+
+
+def statetrack_prepare_config(wildcards, split):
+    """Generated worlds: training and held-aside evaluation differ in seed and in distractor paragraphs
+    (disjoint parts of the distractor file)."""
+    st = config["data"]["statetrack"]
+    source = data_source("statetrack", split)
+    train = split == "train"
+    return inline_config(
+        {
+            "benchmark": "statetrack",
+            "distractors": source["path"],
+            "url": source["url"],
+            "sha256": source["sha256"],
+            "distractor_format": st["distractor_format"],
+            "distractor_parts": STATETRACK_DISTRACTOR_PARTS,
+            "distractor_part": 0 if train else 1,
+            "seed": st["train_seed"] if train else st["eval_seed"],
+            "num_docs": int(wildcards.num_docs),
+            "max_samples": config["data"]["train"]["max_samples"] if train else st["eval_samples"],
+            "statetrack": st["world"],
+            "out": prepared_path(split, "samples", "statetrack", wildcards.num_docs),
+            "stats_out": prepared_path(split, "stats", "statetrack", wildcards.num_docs),
         }
     )
 
