@@ -48,12 +48,13 @@ class PrepareConfig:
     distractor_part: int = 0  # ... and use this one (train and held-aside samples use different parts)
     statetrack: StateTrackConfig = field(default_factory=StateTrackConfig)
 
-DEFAULT_STATETRACK_SAMPLES = 100
-
     def __post_init__(self) -> None:
         require_positive(self, "num_docs", "max_group_size")
         require_positive(self, "max_questions", "max_samples", optional=True)
         require(self.skip_questions >= 0, "skip_questions", ">= 0", self.skip_questions)
+
+
+DEFAULT_STATETRACK_SAMPLES = 100
 
 
 def _check(cfg: PrepareConfig) -> None:
