@@ -25,14 +25,12 @@ REPORT = {"table_main", "table_ablations", "figure_em_by_length", *CURVES}
 AFTER_RL = RL_RUNS | {"evaluate_policy[policy=rl]"} | ABLATIONS | REPORT
 AFTER_SFT = {"sft", "evaluate_policy[policy=sft]"} | AFTER_RL
 AFTER_SYNTHESIS = {"synthesize"} | AFTER_SFT
-BASELINES = {f"evaluate_baseline[method={m}]" for m in ("memagent", "full-context", "rag", "store-all", "static-crud")}
-AFTER_DATA = ({"prepare_eval[benchmark=hotpotqa,num_docs=10]", "prepare_train[benchmark=hotpotqa,num_docs=10]",
-               "evaluate_policy[policy=zeroshot]"} | BASELINES | AFTER_SYNTHESIS)
+AFTER_DATA = {"prepare_train[benchmark=statetrack,num_docs=4]"} | AFTER_SYNTHESIS
 
 # stage: (the changed key, the jobs whose params it changes, every job that must rerun)
 CASES = {
-    "data": ({"data": {"seed": 7}},
-             {"prepare_eval[benchmark=hotpotqa,num_docs=10]", "prepare_train[benchmark=hotpotqa,num_docs=10]"},
+    "data": ({"data": {"statetrack": {"train_seed": 7}}},
+             {"prepare_train[benchmark=statetrack,num_docs=4]"},
              AFTER_DATA),
     "synthesis": ({"synthesize": {"min_fraction_correct": 0.25}}, {"synthesize"}, AFTER_SYNTHESIS),
     "sft": ({"sft": {"learning_rate": 1.0e-4}}, {"sft"}, AFTER_SFT),
