@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -99,25 +100,45 @@ def test_lint_is_clean():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_every_job_config_is_accepted_by_its_recipe():
-    """The inline config of each stage in a dry-run passes `atommem <stage> --print-config`."""
+def job_commands(configfile: str) -> list[list[str]]:
+    """`atommem STAGE ARGS...` of every job of a dry-run, as the rules build them (launch.sh unwrapped)."""
     import shlex
 
-    out = snakemake("-n", "-p", "--cores", "2", "--configfile", "config/test.yaml").stdout
-    checked = set()
-    for line in out.splitlines():
+    result = snakemake("-n", "-p", "--cores", "2", "--resources", "gpu=8", "--configfile", configfile)
+    assert result.returncode == 0, result.stdout + result.stderr
+    commands = []
+    for line in result.stdout.splitlines():
         if not line.startswith("Shell command: "):
             continue
         words = shlex.split(line.removeprefix("Shell command: ").split(" > ")[0])
-        words = [w for w in words if not w.startswith("ACCELERATE_CONFIG=")]
+        while words and re.match(r"[A-Z_]+=", words[0]):  # environment assignments (ACCELERATE_CONFIG=...)
+            words = words[1:]
         if words and words[0].endswith("launch.sh"):
             words = ["atommem", *words[3:]]
-        if len(words) < 2 or words[1] in checked:
-            continue
-        checked.add(words[1])
-        atommem = str(Path(sys.executable).with_name("atommem"))
-        result = subprocess.run([atommem, *words[1:], "--print-config"], capture_output=True, text=True)
-        assert result.returncode == 0, f"{words[1]}: {result.stderr}"
+        if words and words[0] == "atommem":
+            commands.append(words[1:])
+    return commands
+
+
+@pytest.mark.parametrize("configfile", CONFIGS)
+def test_every_job_config_is_accepted_by_its_recipe(configfile):
+    """Each job's inline config resolves into its recipe's config class and passes the recipe's full check."""
+    import importlib
+
+    from atommem.cli import STAGES, build_parser
+    from atommem.config import from_dict, load_config
+
+    checked = set()
+    for argv in job_commands(configfile):
+        args = build_parser().parse_args(argv)
+        recipe = importlib.import_module(STAGES[args.stage][0])
+        try:
+            cfg = from_dict(recipe.CONFIG_CLASS, load_config(args.config, args.overrides))
+            if hasattr(recipe, "check_config"):
+                recipe.check_config(cfg)
+        except Exception as err:
+            pytest.fail(f"{configfile}: {' '.join(argv)[:200]}...: {err}")
+        checked.add(args.stage)
     assert {"prepare", "synthesize", "sft", "rl", "evaluate", "compare", "plot"} <= checked
 
 

@@ -70,7 +70,8 @@ def sft_config(wildcards, input):
     return inline_config(
         {
             **config["sft"],
-            "model": dict(config["model"], name=BASE_MODEL),
+            # trained locally whatever engine serves the policy elsewhere (model.backend: vllm in paper.yaml)
+            "model": dict(config["model"], name=BASE_MODEL, backend="hf"),
             "examples": input.examples,
             "out_dir": POLICY_RUN["sft"],
             "tracking": tracking_section("sft", wildcards, "sft"),
@@ -89,7 +90,8 @@ def rl_inputs(wildcards):
 def rl_config(wildcards, input):
     rl = config["rl"]
     hyper = {key: value for key, value in rl.items() if key not in ("variants", "sampling")}
-    sft_model = dict(config["model"], name=policy_model_dir("sft"))
+    # trained locally; rl.rollout chooses the generation engine
+    sft_model = dict(config["model"], name=policy_model_dir("sft"), backend="hf")
     return inline_config(
         {
             **hyper,
