@@ -38,12 +38,12 @@ from atommem.data.records import LongSample, read_samples
 from atommem.eval.scoring import score_trajectory
 from atommem.io import read_jsonl, write_jsonl_atomic
 from atommem.llm.base import Conversation, Generation, SamplingConfig
-from atommem.llm.hf import DTYPES, HFBackend
+from atommem.llm.hf import HFBackend
 from atommem.llm.models import resolve_model
 from atommem.memory.embedders import build_embedder
 from atommem.tracking import tracked_run
 from atommem.train.checkpoint import latest_checkpoint, load_checkpoint, remove_incomplete, save_checkpoint
-from atommem.train.grpo import LossConfig, build_rows, group_advantages, policy_update
+from atommem.train.grpo import LossConfig, build_rows, group_advantages, policy_update, sampler_is_exact
 
 if TYPE_CHECKING:
     from atommem.recipes.rl import RLConfig
@@ -204,12 +204,28 @@ def _warmup_then_constant(warmup_steps: int):
     return lambda step: min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
 
 
-def _load_reference(cfg: RLConfig, device) -> torch.nn.Module | None:
+def load_policy(cfg: RLConfig, accelerator: Accelerator) -> HFBackend:
+    """The trained copy, in fp32 whatever model.dtype (the inference dtype): these are the master weights
+    AdamW updates, and `mixed_precision` sets the compute dtype (autocast). Loaded through the HF backend so
+    the HF rollout engine generates with the very same module."""
+    return HFBackend(replace(cfg.model, backend="hf", dtype="float32", device=str(accelerator.device)))
+
+
+def load_reference(cfg: RLConfig, accelerator: Accelerator) -> torch.nn.Module | None:
+    """The frozen KL reference, in the policy's fp32 and run under its autocast (grpo.policy_update), so
+    equal weights give equal log-probs. Under FSDP it is sharded like the policy (an unsharded 8B reference
+    would take 32 GB of every GPU); otherwise each process holds a copy."""
     if cfg.kl_coef <= 0:
         return None
     path = resolve_model(cfg.ref_model or cfg.model.name)
-    ref = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[cfg.model.dtype])
-    return ref.to(device).eval().requires_grad_(False)
+    ref = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval().requires_grad_(False)
+    if accelerator.distributed_type == DistributedType.FSDP:
+        if accelerator.is_fsdp2:
+            from accelerate.utils.fsdp_utils import fsdp2_prepare_model
+
+            return fsdp2_prepare_model(accelerator, ref)
+        return accelerator.prepare_model(ref, evaluation_mode=True)
+    return ref.to(accelerator.device)
 
 
 def _build_engine(cfg: RLConfig, accelerator: Accelerator, policy: HFBackend):
@@ -246,12 +262,11 @@ def train(cfg: RLConfig) -> Path:
     val_samples = read_samples(cfg.val_samples, cfg.val_max_samples) if cfg.val_samples else []
     embedder = build_embedder(cfg.embedder)
 
-    # the policy: loaded through the HF backend so the HF rollout engine generates with the very same module
-    policy = HFBackend(replace(cfg.model, backend="hf", device=str(accelerator.device)))
+    policy = load_policy(cfg, accelerator)
     model, tokenizer = policy.model, policy.tokenizer
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
-    ref_model = _load_reference(cfg, accelerator.device)
+    ref_model = load_reference(cfg, accelerator)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=0.0)
     # not passed to prepare(): accelerate would step it once per process; registered only to be checkpointed
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_then_constant(cfg.warmup_steps))
@@ -260,9 +275,8 @@ def train(cfg: RLConfig) -> Path:
     engine = _build_engine(cfg, accelerator, policy)
     loss_cfg = LossConfig(cfg.clip_low, cfg.clip_high, cfg.kl_coef, cfg.sampling.temperature,
                           cfg.micro_batch_size, cfg.max_grad_norm)
-    # the sampler's log-probs are log_softmax(logits / T) of the policy; at T = 1 they are exactly what the
-    # loss computes, so they serve as old log-probs (otherwise the current policy's detached ones are used)
-    use_sampler_logprobs = cfg.sampling.temperature == 1.0
+    # the rule of atommem.train.grpo: sampler log-probs are the old log-probs only for unfiltered T=1 sampling
+    use_sampler_logprobs = sampler_is_exact(cfg.sampling)
 
     step, position = 0, 0
     if accelerator.is_main_process:

@@ -21,7 +21,6 @@ from trl import SFTConfig, SFTTrainer
 
 from atommem.io import read_jsonl, write_jsonl_atomic
 from atommem.llm.base import chat_template_kwargs
-from atommem.llm.hf import DTYPES
 from atommem.llm.models import resolve_model
 from atommem.tracking import tracked_run
 
@@ -69,7 +68,9 @@ def train_sft(cfg: SFTRecipeConfig) -> Path:
     out_dir = Path(cfg.out_dir)
     path = resolve_model(cfg.model.name)
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(cfg.model.tokenizer) if cfg.model.tokenizer else path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[cfg.model.dtype])
+    # fp32 master weights whatever model.dtype (the inference dtype): `bf16` trains under autocast, and bf16
+    # weights updated in place would round small updates away
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     args = trainer_config(cfg)
     peft_config = None
     if cfg.lora:
