@@ -109,6 +109,12 @@ def sample_indices(num_samples: int, position: int, count: int, seed: int) -> li
     return indices
 
 
+def process_share(batch: list, accelerator: Accelerator) -> list:
+    """This process's samples of a step: every num_processes-th one. Shares are disjoint, and all episodes
+    of a sample (its GRPO group) are rolled out on the process that holds it, so no group is split."""
+    return batch[accelerator.process_index :: accelerator.num_processes]
+
+
 def episode_reward(trajectory: Trajectory, sample: LongSample) -> float:
     """Fraction of the sample's questions answered with exact match (no format reward, no op cost)."""
     rows = score_trajectory(trajectory, sample)
@@ -252,7 +258,8 @@ def save_final(accelerator: Accelerator, model, tokenizer, out_dir: Path) -> Pat
 
 # ---- the loop ---------------------------------------------------------------------------------------
 def train(cfg: RLConfig) -> Path:
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision)
+    # without a GPU, a multi-process launch (config/accelerate/cpu.yaml) becomes DDP over gloo
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg.mixed_precision)
     if cfg.prompts_per_step % accelerator.num_processes:
         raise ValueError(f"prompts_per_step={cfg.prompts_per_step} must divide over {accelerator.num_processes} processes")
     set_seed(cfg.seed)
@@ -298,7 +305,7 @@ def train(cfg: RLConfig) -> Path:
             # 1. sample
             batch = [samples[i] for i in sample_indices(len(samples), position, cfg.prompts_per_step, cfg.seed)]
             position += cfg.prompts_per_step
-            mine = batch[accelerator.process_index :: accelerator.num_processes]
+            mine = process_share(batch, accelerator)
             # 2. rollout
             engine.sync_weights(model)
             episodes = [Episode(s, cfg.env, embedder, tokenizer) for s in mine for _ in range(cfg.group_size)]
