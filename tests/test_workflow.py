@@ -18,7 +18,8 @@ from nbclient import NotebookClient
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-CONFIGS = ["config/config.yaml", "config/test.yaml", "config/paper.yaml"]
+# each entry: the --configfile arguments of one shipped configuration
+CONFIGS = ["config/config.yaml", "config/test.yaml", "config/paper.yaml", "config/paper.yaml config/paper-cpu.yaml"]
 FINAL = [f"results/tables/{t}.{e}" for t in ("main", "ablations") for e in ("csv", "md")] + [
     f"results/figures/{f}.{e}" for f in ("op_frequency", "train_reward", "em_by_length") for e in ("pdf", "png")
 ]
@@ -82,7 +83,7 @@ def test_schema_defaults_are_the_default_config():
 
 @pytest.mark.parametrize("configfile", CONFIGS)
 def test_dry_run(configfile):
-    result = snakemake("-n", "--cores", "2", "--resources", "gpu=8", "--configfile", configfile)
+    result = snakemake("-n", "--cores", "2", "--resources", "gpu=8", "--configfile", *configfile.split())
     assert result.returncode == 0, result.stdout + result.stderr
     for rule in ("prepare_eval", "synthesize", "sft", "rl", "evaluate_policy", "evaluate_baseline",
                  "evaluate_ablation", "table_main", "figure_op_frequency"):
@@ -104,7 +105,7 @@ def job_commands(configfile: str) -> list[list[str]]:
     """`atommem STAGE ARGS...` of every job of a dry-run, as the rules build them (launch.sh unwrapped)."""
     import shlex
 
-    result = snakemake("-n", "-p", "--cores", "2", "--resources", "gpu=8", "--configfile", configfile)
+    result = snakemake("-n", "-p", "--cores", "2", "--resources", "gpu=8", "--configfile", *configfile.split())
     assert result.returncode == 0, result.stdout + result.stderr
     commands = []
     for line in result.stdout.splitlines():
@@ -179,3 +180,17 @@ def test_sigkill_mid_run_then_rerun_keeps_finished_jobs(tmp_path, monkeypatch):
                    resources={"metadata": {"path": str(REPO / "notebooks")}}).execute()
     errors = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
+
+
+@pytest.mark.slow
+def test_paper_cpu_runs_the_whole_dag(tmp_path):
+    """config/paper.yaml + config/paper-cpu.yaml: the paper's structure (2-process training launches, bf16
+    compute on fp32 master weights) with SmolLM2 on 2 CPU cores, to every figure and table."""
+    run = workdir(tmp_path)
+    result = snakemake("--profile", "profiles/local", "--cores", "2",
+                       "--configfile", "config/paper.yaml", "config/paper-cpu.yaml", cwd=run, timeout=2400)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    for path in FINAL:
+        assert (run / path).stat().st_size > 0, path
+    # the RL jobs ran as 2 processes: DDP over gloo on CPU
+    assert "training on 2 process(es), MULTI_CPU" in (run / "results/logs/rl/full.log").read_text()

@@ -263,6 +263,7 @@ def train(cfg: RLConfig) -> Path:
     if cfg.prompts_per_step % accelerator.num_processes:
         raise ValueError(f"prompts_per_step={cfg.prompts_per_step} must divide over {accelerator.num_processes} processes")
     set_seed(cfg.seed)
+    log.info("training on %d process(es), %s", accelerator.num_processes, accelerator.distributed_type.value)
     out_dir = Path(cfg.out_dir)
     ckpt_root, metrics_path = out_dir / "checkpoints", out_dir / "metrics.jsonl"
     samples = read_samples(cfg.samples)
