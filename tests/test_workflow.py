@@ -181,16 +181,3 @@ def test_sigkill_mid_run_then_rerun_keeps_finished_jobs(tmp_path, monkeypatch):
     errors = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
 
-
-@pytest.mark.slow
-def test_paper_cpu_runs_the_whole_dag(tmp_path):
-    """config/paper.yaml + config/paper-cpu.yaml: the paper's structure (2-process training launches, bf16
-    compute on fp32 master weights) with SmolLM2 on 2 CPU cores, to every figure and table."""
-    run = workdir(tmp_path)
-    result = snakemake("--profile", "profiles/local", "--cores", "2",
-                       "--configfile", "config/paper.yaml", "config/paper-cpu.yaml", cwd=run, timeout=2400)
-    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
-    for path in FINAL:
-        assert (run / path).stat().st_size > 0, path
-    # the RL jobs ran as 2 processes: DDP over gloo on CPU
-    assert "training on 2 process(es), MULTI_CPU" in (run / "results/logs/rl/full.log").read_text()
