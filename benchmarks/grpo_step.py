@@ -10,8 +10,8 @@ per-turn rows, policy_update) on shipped HotpotQA samples and prints where the t
 from __future__ import annotations
 
 import argparse
+import resource
 import time
-from dataclasses import replace
 
 import torch
 from accelerate import Accelerator
@@ -23,7 +23,7 @@ from atommem.data.longcontext import build_long_samples
 from atommem.llm.base import ModelConfig, SamplingConfig
 from atommem.llm.hf import HFBackend
 from atommem.memory.embedders import HashingEmbedder
-from atommem.train.grpo import LossConfig, build_rows, group_advantages, policy_update
+from atommem.train.grpo import LossConfig, build_rows, group_advantages, policy_update, sampler_is_exact
 from atommem.train.rl_loop import HFRolloutEngine, episode_reward
 
 
@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--micro-batch-size", type=int, default=4)
     parser.add_argument("--mixed-precision", default="no", choices=["no", "bf16"])
+    parser.add_argument("--kl-coef", type=float, default=0.0, help="> 0 loads a KL reference, as the RL job does")
     args = parser.parse_args()
 
     accelerator = Accelerator(cpu=True, mixed_precision=args.mixed_precision)
@@ -47,6 +48,9 @@ def main() -> None:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-6)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     model, optimizer = accelerator.prepare(model, optimizer)
+    ref_model = None
+    if args.kl_coef > 0:
+        ref_model = HFBackend(ModelConfig(name=args.model, device="cpu")).model.eval().requires_grad_(False)
     load_s = time.perf_counter() - load_start
 
     records = load_benchmark("hotpotqa", shipped_sample("hotpotqa"))
@@ -63,10 +67,10 @@ def main() -> None:
     trajectories = run_lockstep(episodes, engine, sampling, progress=False, timer=timer)
     rewards = [episode_reward(t, e.sample) for t, e in zip(trajectories, episodes, strict=True)]
     rows = build_rows(trajectories, group_advantages(rewards, args.group_size), policy.tokenizer,
-                      use_sampler_logprobs=True)
+                      use_sampler_logprobs=sampler_is_exact(sampling))
     update_start = time.perf_counter()
-    stats = policy_update(model, None, rows, optimizer, scheduler, accelerator,
-                          LossConfig(kl_coef=0.0, micro_batch_size=args.micro_batch_size))
+    stats = policy_update(model, ref_model, rows, optimizer, scheduler, accelerator,
+                          LossConfig(kl_coef=args.kl_coef, micro_batch_size=args.micro_batch_size))
     update_s = time.perf_counter() - update_start
     total_s = time.perf_counter() - step_start
     other_s = total_s - timer.llm_s - timer.env_s - update_s
@@ -78,6 +82,8 @@ def main() -> None:
                           ("update (fwd+bwd+step)", update_s), ("rewards, rows, other", other_s)):
         print(f"  {name:24s} {seconds:8.2f} s  {100 * seconds / total_s:5.1f} %")
     print(f"  {'total step':24s} {total_s:8.2f} s")
+    # ru_maxrss is in KiB on Linux: the whole process's peak, model loading included
+    print(f"peak resident memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
 
 
 if __name__ == "__main__":

@@ -5,14 +5,19 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from accelerate import Accelerator
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from atommem.agent.env import TurnRecord, Trajectory
 from atommem.llm.base import chat_prompt_ids
 from atommem.train.rl_loop import frac_zero_std
+
+
+from atommem.train import grpo
 from atommem.train.grpo import (
     LossConfig,
+    SelectedLogprobs,
     TurnRow,
     build_rows,
     collate,
@@ -141,3 +146,43 @@ def test_token_mean_does_not_depend_on_micro_batch_size(tiny_model_dir):
         results.append((stats, torch.cat([p.detach().flatten() for p in model.parameters()])))
     assert results[0][0]["loss"] == pytest.approx(results[1][0]["loss"], abs=1e-6)
     assert torch.allclose(results[0][1], results[1][1], atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_chunked_logprobs_and_entropy_equal_the_full_log_softmax(monkeypatch, dtype):
+    """Several chunks (the last one partial): the same values and the same gradient as one fp32 log-softmax."""
+    positions, vocab, temperature = 7, 50, 0.7
+    monkeypatch.setattr(grpo, "CHUNK_ELEMENTS", 3 * vocab)
+    generator = torch.Generator().manual_seed(0)
+    logits = (3 * torch.randn(positions, vocab, generator=generator)).to(dtype).requires_grad_()
+    ids = torch.randint(vocab, (positions,), generator=generator)
+    upstream = torch.randn(positions, generator=generator)
+
+    logprobs, entropy = SelectedLogprobs.apply(logits, ids, temperature)
+    (grad,) = torch.autograd.grad((logprobs * upstream).sum(), logits)
+
+    full = F.log_softmax(logits.float() / temperature, dim=-1)
+    expected = full.gather(-1, ids[:, None]).squeeze(-1)
+    (expected_grad,) = torch.autograd.grad((expected * upstream).sum(), logits)
+    assert torch.allclose(logprobs, expected, atol=1e-5)
+    assert torch.allclose(entropy, -(full.exp() * full).sum(-1).detach(), atol=1e-5)
+    tolerance = 1e-6 if dtype == torch.float32 else 1e-2  # the gradient is returned in the logits' dtype
+    assert grad.dtype == dtype and torch.allclose(grad.float(), expected_grad.float(), atol=tolerance)
+    assert not entropy.requires_grad
+
+
+def test_completion_logprobs_match_the_models_full_logits(tiny_model_dir, monkeypatch):
+    monkeypatch.setattr(grpo, "CHUNK_ELEMENTS", 1)  # one position per chunk
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    batch = collate(_rows(tokenizer))
+    with torch.no_grad():
+        logprobs, entropy = completion_logprobs(model, batch)
+        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                       position_ids=batch.position_ids).logits
+    completion_len = batch.completion_ids.shape[1]
+    full = F.log_softmax(logits[:, -completion_len - 1 : -1].float(), dim=-1)
+    expected = full.gather(-1, batch.completion_ids[..., None]).squeeze(-1)
+    assert logprobs.shape == entropy.shape == batch.completion_ids.shape
+    assert torch.allclose(logprobs, expected, atol=1e-5)
+    assert torch.allclose(entropy, -(full.exp() * full).sum(-1), atol=1e-5)

@@ -116,7 +116,7 @@ def test_long_prompt_keeps_its_last_tokens(tiny_model_dir, caplog, monkeypatch):
     with caplog.at_level(logging.WARNING, logger="atommem.llm"):
         gen = llm.generate([conv, conv], SamplingConfig(max_new_tokens=5))[0]
     assert gen.prompt_tokens == 15 and gen.prompt_ids == full[-15:]
-    assert sum("exceeds model.max_model_len" in r.message for r in caplog.records) == 1
+    assert sum("exceeds its budget" in r.message for r in caplog.records) == 1
     with pytest.raises(ValueError, match="sampling.max_new_tokens"):
         llm.generate([conv], SamplingConfig(max_new_tokens=20))
 

@@ -55,3 +55,9 @@ def test_golds_must_be_a_nonempty_list():
         exact_match("x", [])
     with pytest.raises(TypeError, match="list"):
         f1_score("x", "x")
+
+
+def test_require_box_refuses_bare_text():
+    assert extract_boxed("Paris", require_box=True) is None
+    assert extract_boxed("so \\boxed{Paris}", require_box=True) == "Paris"
+    assert extract_boxed("Paris") == "Paris"  # baselines' free-form replies stay lenient

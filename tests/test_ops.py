@@ -74,3 +74,10 @@ def test_well_formed_ops_round_trip(names, body):
     parsed = parse_response(" filler ".join(pieces))
     assert [op.name for op in parsed.ops] == names
     assert not parsed.invalid
+
+
+def test_an_answer_without_a_box_is_invalid_and_earns_nothing():
+    """The reward's rule (atommem.eval.metrics.extract_boxed): the agent's answer must be boxed."""
+    parsed = parse_response("<final_answer>Paris</final_answer><add_memory>kept</add_memory>")
+    assert [op.name for op in parsed.ops] == ["create"]
+    assert parsed.invalid == {"invalid_op/answer": 1}

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,7 +18,8 @@ from nbclient import NotebookClient
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-CONFIGS = ["config/config.yaml", "config/test.yaml", "config/paper.yaml"]
+# each entry: the --configfile arguments of one shipped configuration
+CONFIGS = ["config/config.yaml", "config/test.yaml", "config/paper.yaml", "config/paper.yaml config/paper-cpu.yaml"]
 FINAL = [f"results/tables/{t}.{e}" for t in ("main", "ablations") for e in ("csv", "md")] + [
     f"results/figures/{f}.{e}" for f in ("op_frequency", "train_reward", "em_by_length") for e in ("pdf", "png")
 ]
@@ -81,7 +83,7 @@ def test_schema_defaults_are_the_default_config():
 
 @pytest.mark.parametrize("configfile", CONFIGS)
 def test_dry_run(configfile):
-    result = snakemake("-n", "--cores", "2", "--resources", "gpu=8", "--configfile", configfile)
+    result = snakemake("-n", "--cores", "2", "--resources", "gpu=8", "--configfile", *configfile.split())
     assert result.returncode == 0, result.stdout + result.stderr
     for rule in ("prepare_eval", "synthesize", "sft", "rl", "evaluate_policy", "evaluate_baseline",
                  "evaluate_ablation", "table_main", "figure_op_frequency"):
@@ -99,25 +101,45 @@ def test_lint_is_clean():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_every_job_config_is_accepted_by_its_recipe():
-    """The inline config of each stage in a dry-run passes `atommem <stage> --print-config`."""
+def job_commands(configfile: str) -> list[list[str]]:
+    """`atommem STAGE ARGS...` of every job of a dry-run, as the rules build them (launch.sh unwrapped)."""
     import shlex
 
-    out = snakemake("-n", "-p", "--cores", "2", "--configfile", "config/test.yaml").stdout
-    checked = set()
-    for line in out.splitlines():
+    result = snakemake("-n", "-p", "--cores", "2", "--resources", "gpu=8", "--configfile", *configfile.split())
+    assert result.returncode == 0, result.stdout + result.stderr
+    commands = []
+    for line in result.stdout.splitlines():
         if not line.startswith("Shell command: "):
             continue
         words = shlex.split(line.removeprefix("Shell command: ").split(" > ")[0])
-        words = [w for w in words if not w.startswith("ACCELERATE_CONFIG=")]
+        while words and re.match(r"[A-Z_]+=", words[0]):  # environment assignments (ACCELERATE_CONFIG=...)
+            words = words[1:]
         if words and words[0].endswith("launch.sh"):
             words = ["atommem", *words[3:]]
-        if len(words) < 2 or words[1] in checked:
-            continue
-        checked.add(words[1])
-        atommem = str(Path(sys.executable).with_name("atommem"))
-        result = subprocess.run([atommem, *words[1:], "--print-config"], capture_output=True, text=True)
-        assert result.returncode == 0, f"{words[1]}: {result.stderr}"
+        if words and words[0] == "atommem":
+            commands.append(words[1:])
+    return commands
+
+
+@pytest.mark.parametrize("configfile", CONFIGS)
+def test_every_job_config_is_accepted_by_its_recipe(configfile):
+    """Each job's inline config resolves into its recipe's config class and passes the recipe's full check."""
+    import importlib
+
+    from atommem.cli import STAGES, build_parser
+    from atommem.config import from_dict, load_config
+
+    checked = set()
+    for argv in job_commands(configfile):
+        args = build_parser().parse_args(argv)
+        recipe = importlib.import_module(STAGES[args.stage][0])
+        try:
+            cfg = from_dict(recipe.CONFIG_CLASS, load_config(args.config, args.overrides))
+            if hasattr(recipe, "check_config"):
+                recipe.check_config(cfg)
+        except Exception as err:
+            pytest.fail(f"{configfile}: {' '.join(argv)[:200]}...: {err}")
+        checked.add(args.stage)
     assert {"prepare", "synthesize", "sft", "rl", "evaluate", "compare", "plot"} <= checked
 
 
@@ -176,3 +198,4 @@ def test_sigkill_mid_run_then_rerun_keeps_finished_jobs(tmp_path, monkeypatch):
                    resources={"metadata": {"path": str(REPO / "notebooks")}}).execute()
     errors = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
+

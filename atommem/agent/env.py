@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from atommem.agent import prompts
 from atommem.agent.chunking import chunk_text
-from atommem.agent.ops import OP_TAGS, STORE_OPS, Op, parse_response
+from atommem.agent.ops import STORE_OPS, Op, parse_response
 from atommem.config import ConfigError, require, require_positive
 from atommem.data.records import LongSample
 from atommem.llm.base import Conversation, Generation

@@ -86,6 +86,6 @@ def _make_op(name: str, body: str) -> Op | None:
             return None
         return Op(name, "", int(match.group(1)))
     if name == "answer":
-        answer = extract_boxed(body)
+        answer = extract_boxed(body, require_box=True)  # an unboxed answer is invalid and earns no reward
         return None if answer is None else Op(name, answer)
     return Op(name, body.strip())

@@ -16,9 +16,13 @@ _SPECIAL = ("yes", "no", "noanswer")
 _PUNCTUATION = frozenset(string.punctuation)
 
 
-def extract_boxed(text: str | None) -> str | None:
-    """Content of the last complete \\boxed{...} (nested braces allowed), else the stripped text.
+def extract_boxed(text: str | None, require_box: bool = False) -> str | None:
+    """Content of the last complete \\boxed{...} (nested braces allowed), else the stripped text, or None
+    with `require_box`.
 
+    The agent's <final_answer> (and so the RL reward) requires the box, the format the policy is taught
+    (method.md): crediting bare text would reward answers in a format it was never meant to learn. The
+    prompted baselines' free-form replies are read leniently (their best score, a conservative comparison).
     Returns None for an empty text, or when a \\boxed{ is present but none is closed (a truncated
     answer): guessing where it ends would credit half-written answers.
     """
@@ -26,7 +30,7 @@ def extract_boxed(text: str | None) -> str | None:
         return None
     starts = [m.end() for m in _BOXED.finditer(text)]
     if not starts:
-        return text.strip()
+        return None if require_box else text.strip()
     for start in reversed(starts):
         content = _balanced(text, start)
         if content is not None:

@@ -139,25 +139,51 @@ def _holds_special(tokenizer, content: str) -> bool:
     return any(token in content for token in tokenizer.added_tokens_encoder)
 
 
-def fit_prompt(ids: list[int], max_model_len: int, max_new_tokens: int) -> list[int]:
-    """Keep the last `max_model_len - max_new_tokens` prompt tokens (warned once per process): failing
+def system_prefix_len(tokenizer, conversation: Conversation, ids: list[int]) -> int:
+    """How many leading tokens of `ids` (the rendered `conversation`) are its system message; 0 without one,
+    or when the template does not render the system message alone as a prefix."""
+    if not conversation or conversation[0]["role"] != "system":
+        return 0
+    text = tokenizer.apply_chat_template(conversation[:1], tokenize=False, **chat_template_kwargs(tokenizer))
+    head = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return len(head) if ids[: len(head)] == head else 0
+
+
+def fit_prompt(ids: list[int], budget: int, keep_head: int = 0) -> list[int]:
+    """THE rule for an over-long prompt, in generation (RL rollouts, evaluation) and SFT alike: keep its
+    first `keep_head` tokens (the system message: the agent's instructions) and its last tokens (the current
+    chunk, the memory and the generation prompt), dropping the middle. Warned once per process: failing
     mid-run on one long prompt would waste a whole evaluation or RL step."""
+    if len(ids) <= budget:
+        return ids
+    keep_head = keep_head if keep_head < budget else 0  # a system message alone over budget: the end only
+    global _truncation_warned
+    if not _truncation_warned:
+        log.warning(
+            "a prompt of %d tokens exceeds its budget of %d tokens; keeping its system message (%d tokens) and "
+            "its last %d tokens (further truncations are not logged)", len(ids), budget, keep_head,
+            budget - keep_head,
+        )
+        _truncation_warned = True
+    return ids[:keep_head] + ids[len(ids) - (budget - keep_head) :]
+
+
+def generation_prompt_ids(tokenizer, conversation: Conversation, max_model_len: int, max_new_tokens: int) -> list[int]:
+    """The prompt a local engine generates from: the chat template, fitted into max_model_len - max_new_tokens."""
     budget = max_model_len - max_new_tokens
     if budget < 1:
         raise ValueError(
             f"sampling.max_new_tokens ({max_new_tokens}) leaves no room for the prompt "
             f"within model.max_model_len ({max_model_len})"
         )
-    if len(ids) <= budget:
-        return ids
-    global _truncation_warned
-    if not _truncation_warned:
-        log.warning(
-            "a prompt of %d tokens exceeds model.max_model_len - sampling.max_new_tokens = %d; keeping its "
-            "last %d tokens (further truncations are not logged)", len(ids), budget, budget,
-        )
-        _truncation_warned = True
-    return ids[-budget:]
+    return fit_chat_prompt(tokenizer, conversation, budget)
+
+
+def fit_chat_prompt(tokenizer, conversation: Conversation, budget: int) -> list[int]:
+    """`chat_prompt_ids` of the conversation, over-long ones cut by `fit_prompt`'s rule."""
+    ids = chat_prompt_ids(tokenizer, conversation)
+    keep_head = system_prefix_len(tokenizer, conversation, ids) if len(ids) > budget else 0
+    return fit_prompt(ids, budget, keep_head)
 
 
 _truncation_warned = False

@@ -13,8 +13,7 @@ from atommem.llm.base import (
     Generation,
     ModelConfig,
     SamplingConfig,
-    chat_prompt_ids,
-    fit_prompt,
+    generation_prompt_ids,
     row_seed,
 )
 from atommem.llm.models import resolve_model
@@ -46,7 +45,7 @@ class VLLMBackend:
 
     def generate(self, conversations: list[Conversation], sampling: SamplingConfig) -> list[Generation]:
         prompts = [
-            fit_prompt(chat_prompt_ids(self.tokenizer, conv), self.cfg.max_model_len, sampling.max_new_tokens)
+            generation_prompt_ids(self.tokenizer, conv, self.cfg.max_model_len, sampling.max_new_tokens)
             for conv in conversations
         ]
         params = [

@@ -5,18 +5,29 @@ Why not TRL's GRPOTrainer: it trains one (prompt, completion) per sample, while 
 prompt rebuilt from its memory state. Here each turn is its own (prompt, response) row carrying the
 advantage of the episode it belongs to (method.md section 5).
 
-Old log-probs: a row's `old_logprobs` are the sampler's log-probs when the sampler drew from the model's
-own distribution (temperature 1, top_p 1, top_k 0); otherwise they are None and the update uses the
-current policy's detached log-probs, which is exact here because each batch gets a single optimizer step.
+Old log-probs (one rule, `sampler_is_exact`): a row's `old_logprobs` are the sampler's log-probs only when
+the sampler drew from the model's own distribution (temperature 1, top_p >= 1, top_k 0), because only then
+are they the log_softmax(logits) that the loss computes, whatever the engine reports (raw or processed
+log-probs). Otherwise they are None and the update uses the current policy's detached log-probs, which is
+exact here because each batch gets a single optimizer step.
+
+Precision: the trained weights are fp32 (master weights) and the forward passes of the policy and of the
+KL reference run under the same accelerator autocast (bf16 when `mixed_precision: bf16`), so the KL at the
+first step is exactly 0 and an update of lr 1e-6 is not rounded away.
+
+Memory: `completion_logprobs` never holds a whole fp32 (rows, completion, vocab) tensor: log-softmax,
+gather and entropy run over chunks of positions, forward and backward (`SelectedLogprobs`).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from accelerate.utils import DistributedType
 
 from atommem.llm.base import chat_prompt_ids
 
@@ -47,7 +58,8 @@ class TurnRow:
 
 
 def sampler_is_exact(sampling) -> bool:
-    """True when the sampler drew from the model's own distribution, so its log-probs are the old log-probs."""
+    """True when the sampler drew from the model's own distribution, so its log-probs are the old log-probs
+    (the module docstring's rule; the RL loop passes this as `use_sampler_logprobs`)."""
     return sampling.temperature == 1.0 and sampling.top_p >= 1.0 and sampling.top_k == 0
 
 
@@ -112,24 +124,70 @@ def collate(rows: Sequence[TurnRow], device: torch.device | str = "cpu", pad_id:
     )
 
 
+# elements of one fp32 (positions, vocab) chunk: about 256 MB, 440 positions of a 152k vocabulary
+CHUNK_ELEMENTS = 2**26
+
+
+class SelectedLogprobs(torch.autograd.Function):
+    """log_softmax(logits / T) at the chosen ids, and the entropy of softmax(logits / T), per position.
+
+    Equal to the full computation, but the fp32 log-softmax exists one chunk of positions at a time, in the
+    forward and in the backward (which recomputes softmax from the saved logits and log-normalisers);
+    entropy carries no gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, ids: torch.Tensor, temperature: float):
+        positions, vocab = logits.shape
+        step = max(1, CHUNK_ELEMENTS // vocab)
+        logprobs = torch.empty(positions, dtype=torch.float32, device=logits.device)
+        entropy, log_norm = torch.empty_like(logprobs), torch.empty_like(logprobs)
+        for start in range(0, positions, step):
+            rows = slice(start, start + step)
+            scaled = logits[rows].float() / temperature
+            lse = torch.logsumexp(scaled, dim=-1)
+            logprobs[rows] = scaled.gather(-1, ids[rows, None]).squeeze(-1) - lse
+            # H = -sum p log p = lse - sum p * scaled
+            entropy[rows] = lse - (torch.exp(scaled - lse[:, None]) * scaled).sum(-1)
+            log_norm[rows] = lse
+        ctx.save_for_backward(logits, ids, log_norm)
+        ctx.temperature = temperature
+        ctx.mark_non_differentiable(entropy)
+        return logprobs, entropy
+
+    @staticmethod
+    def backward(ctx, grad_logprobs: torch.Tensor, _grad_entropy):
+        logits, ids, log_norm = ctx.saved_tensors
+        temperature = ctx.temperature
+        step = max(1, CHUNK_ELEMENTS // logits.shape[1])
+        grad = torch.empty_like(logits)
+        for start in range(0, logits.shape[0], step):
+            rows = slice(start, start + step)
+            upstream = grad_logprobs[rows, None]
+            # d logprob / d scaled = onehot(id) - softmax(scaled)
+            chunk = torch.exp(logits[rows].float() / temperature - log_norm[rows, None]) * -upstream
+            chunk.scatter_add_(-1, ids[rows, None], upstream)
+            grad[rows] = (chunk / temperature).to(grad.dtype)
+        return grad, None, None
+
+
 def completion_logprobs(model, batch: Batch, temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token log-probs of the completion tokens (with grad if enabled) and their entropy (no grad)."""
-    completion_len = batch.completion_ids.shape[1]
-    # keep only the logits that predict completion tokens: the last C+1 positions minus the final one
+    rows, completion_len = batch.completion_ids.shape
+    # the logits that predict completion tokens: the last C+1 positions minus the final one (scored against
+    # a dummy id and dropped, so the logits tensor is used as is, without a strided copy)
     logits = model(
         input_ids=batch.input_ids,
         attention_mask=batch.attention_mask,
         position_ids=batch.position_ids,
         logits_to_keep=completion_len + 1,
         use_cache=False,
-    ).logits[:, :-1, :].float()
-    if temperature > 0:
-        logits = logits / temperature
-    log_probs = F.log_softmax(logits, dim=-1)
-    token_logprobs = log_probs.gather(-1, batch.completion_ids.unsqueeze(-1)).squeeze(-1)
-    with torch.no_grad():
-        entropy = -(log_probs.exp() * log_probs).sum(-1)
-    return token_logprobs, entropy
+    ).logits
+    targets = F.pad(batch.completion_ids, (0, 1))
+    logprobs, entropy = SelectedLogprobs.apply(
+        logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), temperature if temperature > 0 else 1.0
+    )
+    return logprobs.view(rows, -1)[:, :-1], entropy.view(rows, -1)[:, :-1]
 
 
 @dataclass
@@ -175,6 +233,15 @@ class LossConfig:
     max_grad_norm: float = 1.0
 
 
+def accumulating(accelerator, model, last: bool):
+    """DDP: no gradient all-reduce before the step's last micro-batch (it reduces the accumulated sum once).
+    FSDP reduce-scatters every micro-batch instead: accumulating unsharded gradients would cost a whole
+    fp32 model per GPU."""
+    if last or accelerator.distributed_type == DistributedType.FSDP:
+        return contextlib.nullcontext()
+    return accelerator.no_sync(model)
+
+
 def policy_update(model, ref_model, rows: Sequence[TurnRow], optimizer, scheduler, accelerator, cfg: LossConfig) -> dict:
     """One optimizer step on all rows: micro-batches accumulate gradients of the token-mean loss.
 
@@ -199,17 +266,20 @@ def policy_update(model, ref_model, rows: Sequence[TurnRow], optimizer, schedule
     for i in range(num_micro):
         padding_repeat = i >= len(micro_batches)
         batch = collate(micro_batches[-1] if padding_repeat else micro_batches[i], accelerator.device)
-        new_logprobs, entropy = completion_logprobs(model, batch, cfg.temperature)
-        ref_logprobs = None
-        if ref_model is not None and cfg.kl_coef > 0:
-            with torch.no_grad():
-                ref_logprobs, _ = completion_logprobs(ref_model, batch, cfg.temperature)
-        old_logprobs = batch.old_logprobs if batch.old_logprobs is not None else new_logprobs.detach()
-        terms = token_loss(new_logprobs, old_logprobs, batch.advantages, cfg.clip_low, cfg.clip_high,
-                           ref_logprobs, cfg.kl_coef)
-        mask = batch.completion_mask
-        weight = 0.0 if padding_repeat else scale
-        accelerator.backward((terms.loss * mask).sum() * weight)
+        with accumulating(accelerator, model, last=i == num_micro - 1):
+            with accelerator.autocast():
+                new_logprobs, entropy = completion_logprobs(model, batch, cfg.temperature)
+            ref_logprobs = None
+            if ref_model is not None and cfg.kl_coef > 0:
+                # the policy's autocast: the same weights give the same log-probs, KL 0 at the first step
+                with torch.no_grad(), accelerator.autocast():
+                    ref_logprobs, _ = completion_logprobs(ref_model, batch, cfg.temperature)
+            old_logprobs = batch.old_logprobs if batch.old_logprobs is not None else new_logprobs.detach()
+            terms = token_loss(new_logprobs, old_logprobs, batch.advantages, cfg.clip_low, cfg.clip_high,
+                               ref_logprobs, cfg.kl_coef)
+            mask = batch.completion_mask
+            weight = 0.0 if padding_repeat else scale
+            accelerator.backward((terms.loss * mask).sum() * weight)
         if not padding_repeat:
             totals["loss"] += float((terms.loss.detach() * mask).sum())
             totals["kl"] += float((terms.kl.detach() * mask).sum())

@@ -37,12 +37,12 @@ from atommem.eval.scoring import score_trajectory
 from atommem.fingerprint import claim_output_dir
 from atommem.io import append_jsonl, replace_dir, truncate_jsonl, write_jsonl_atomic
 from atommem.llm.base import Conversation, Generation, SamplingConfig
-from atommem.llm.hf import DTYPES, HFBackend
+from atommem.llm.hf import HFBackend
 from atommem.llm.models import resolve_model
 from atommem.memory.embedders import build_embedder
 from atommem.tracking import tracked_run
 from atommem.train.checkpoint import latest_checkpoint, load_checkpoint, remove_incomplete, save_checkpoint
-from atommem.train.grpo import LossConfig, build_rows, group_advantages, policy_update
+from atommem.train.grpo import LossConfig, build_rows, group_advantages, policy_update, sampler_is_exact
 
 if TYPE_CHECKING:
     from atommem.recipes.rl import RLConfig
@@ -106,6 +106,12 @@ def sample_indices(num_samples: int, position: int, count: int, seed: int) -> li
         random.Random(f"{seed}:{epoch}").shuffle(order)
         indices.append(order[offset])
     return indices
+
+
+def process_share(batch: list, accelerator: Accelerator) -> list:
+    """This process's samples of a step: every num_processes-th one. Shares are disjoint, and all episodes
+    of a sample (its GRPO group) are rolled out on the process that holds it, so no group is split."""
+    return batch[accelerator.process_index :: accelerator.num_processes]
 
 
 def episode_reward(trajectory: Trajectory, sample: LongSample) -> float:
@@ -209,12 +215,28 @@ def _warmup_then_constant(warmup_steps: int):
     return lambda step: min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
 
 
-def _load_reference(cfg: RLConfig, device) -> torch.nn.Module | None:
+def load_policy(cfg: RLConfig, accelerator: Accelerator) -> HFBackend:
+    """The trained copy, in fp32 whatever model.dtype (the inference dtype): these are the master weights
+    AdamW updates, and `mixed_precision` sets the compute dtype (autocast). Loaded through the HF backend so
+    the HF rollout engine generates with the very same module."""
+    return HFBackend(replace(cfg.model, backend="hf", dtype="float32", device=str(accelerator.device)))
+
+
+def load_reference(cfg: RLConfig, accelerator: Accelerator) -> torch.nn.Module | None:
+    """The frozen KL reference, in the policy's fp32 and run under its autocast (grpo.policy_update), so
+    equal weights give equal log-probs. Under FSDP it is sharded like the policy (an unsharded 8B reference
+    would take 32 GB of every GPU); otherwise each process holds a copy."""
     if cfg.kl_coef <= 0:
         return None
     path = resolve_model(cfg.ref_model or cfg.model.name)
-    ref = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[cfg.model.dtype])
-    return ref.to(device).eval().requires_grad_(False)
+    ref = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval().requires_grad_(False)
+    if accelerator.distributed_type == DistributedType.FSDP:
+        if accelerator.is_fsdp2:
+            from accelerate.utils.fsdp_utils import fsdp2_prepare_model
+
+            return fsdp2_prepare_model(accelerator, ref)
+        return accelerator.prepare_model(ref, evaluation_mode=True)
+    return ref.to(accelerator.device)
 
 
 def _build_engine(cfg: RLConfig, accelerator: Accelerator, policy: HFBackend):
@@ -240,22 +262,23 @@ def save_final(accelerator: Accelerator, model, tokenizer, out_dir: Path) -> Pat
 
 # ---- the loop ---------------------------------------------------------------------------------------
 def train(cfg: RLConfig) -> Path:
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision)
+    # without a GPU, a multi-process launch (config/accelerate/cpu.yaml) becomes DDP over gloo
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg.mixed_precision)
     if cfg.prompts_per_step % accelerator.num_processes:
         raise ValueError(f"prompts_per_step={cfg.prompts_per_step} must divide over {accelerator.num_processes} processes")
     set_seed(cfg.seed)
+    log.info("training on %d process(es), %s", accelerator.num_processes, accelerator.distributed_type.value)
     out_dir = Path(cfg.out_dir)
     ckpt_root, metrics_path = out_dir / "checkpoints", out_dir / "metrics.jsonl"
     samples = read_samples(cfg.samples)
     val_samples = read_samples(cfg.val_samples, cfg.val_max_samples) if cfg.val_samples else []
     embedder = build_embedder(cfg.embedder)
 
-    # the policy: loaded through the HF backend so the HF rollout engine generates with the very same module
-    policy = HFBackend(replace(cfg.model, backend="hf", device=str(accelerator.device)))
+    policy = load_policy(cfg, accelerator)
     model, tokenizer = policy.model, policy.tokenizer
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
-    ref_model = _load_reference(cfg, accelerator.device)
+    ref_model = load_reference(cfg, accelerator)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=0.0)
     # not passed to prepare(): accelerate would step it once per process; registered only to be checkpointed
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_then_constant(cfg.warmup_steps))
@@ -264,9 +287,8 @@ def train(cfg: RLConfig) -> Path:
     engine = _build_engine(cfg, accelerator, policy)
     loss_cfg = LossConfig(cfg.clip_low, cfg.clip_high, cfg.kl_coef, cfg.sampling.temperature,
                           cfg.micro_batch_size, cfg.max_grad_norm)
-    # the sampler's log-probs are log_softmax(logits / T) of the policy; at T = 1 they are exactly what the
-    # loss computes, so they serve as old log-probs (otherwise the current policy's detached ones are used)
-    use_sampler_logprobs = cfg.sampling.temperature == 1.0
+    # the rule of atommem.train.grpo: sampler log-probs are the old log-probs only for unfiltered T=1 sampling
+    use_sampler_logprobs = sampler_is_exact(cfg.sampling)
 
     step, position = 0, 0
     if accelerator.is_main_process:
@@ -291,7 +313,7 @@ def train(cfg: RLConfig) -> Path:
             # 1. sample
             batch = [samples[i] for i in sample_indices(len(samples), position, cfg.prompts_per_step, cfg.seed)]
             position += cfg.prompts_per_step
-            mine = batch[accelerator.process_index :: accelerator.num_processes]
+            mine = process_share(batch, accelerator)
             # 2. rollout
             engine.sync_weights(model)
             episodes = [Episode(s, cfg.env, embedder, tokenizer) for s in mine for _ in range(cfg.group_size)]

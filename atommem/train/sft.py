@@ -1,7 +1,8 @@
 """SFT with TRL's SFTTrainer on prompt-completion examples: the loss covers the completion tokens only.
 
-The prompt is rendered with the same chat template (and template arguments, e.g. Qwen3's thinking switch)
-that the agent uses at generation time, so the student is trained on the exact prompts it will see.
+Examples are tokenized here exactly as the agent's prompts are at generation time (chat template and its
+arguments, e.g. Qwen3's thinking switch, and the over-long prompt rule), so the student is trained on the
+exact prompts it will see.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import os
 import re
 import shutil
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,8 +25,7 @@ from trl import SFTConfig, SFTTrainer
 
 from atommem.fingerprint import claim_output_dir
 from atommem.io import read_jsonl, replace_dir, write_jsonl_atomic
-from atommem.llm.base import chat_template_kwargs
-from atommem.llm.hf import DTYPES
+from atommem.llm.base import fit_chat_prompt
 from atommem.llm.models import resolve_model
 from atommem.tracking import tracked_run
 
@@ -45,15 +46,21 @@ TRAINER_FIELDS = (
 )
 
 
-def load_examples(path: str | os.PathLike, tokenizer) -> Dataset:
-    """Prompt-completion rows (metadata columns dropped), with the agent's chat-template arguments."""
-    template_kwargs = chat_template_kwargs(tokenizer)
+def load_examples(path: str | os.PathLike, tokenizer, max_length: int | None) -> Dataset:
+    """Rows tokenized as the agent generates and as RL trains (atommem.train.grpo.build_rows): the chat-template
+    prompt with its generation prompt, then the response and EOS, the loss on the completion only. A prompt
+    over `max_length` minus its completion keeps its system message and its end (atommem.llm.base.fit_prompt,
+    the rule of the rollouts); the completion is never cut."""
     rows = []
     for row in read_jsonl(path):
-        example = {"prompt": row["prompt"], "completion": row["completion"]}
-        if template_kwargs:
-            example["chat_template_kwargs"] = template_kwargs
-        rows.append(example)
+        completion = tokenizer(row["completion"][0]["content"], add_special_tokens=False)["input_ids"]
+        completion.append(tokenizer.eos_token_id)
+        budget = max_length - len(completion) if max_length is not None else sys.maxsize
+        if budget < 1:
+            raise ValueError(f"{path}: a completion of {len(completion)} tokens leaves no room for its prompt "
+                             f"within max_length ({max_length})")
+        prompt = fit_chat_prompt(tokenizer, row["prompt"], budget)
+        rows.append({"input_ids": prompt + completion, "completion_mask": [0] * len(prompt) + [1] * len(completion)})
     if not rows:
         raise ValueError(f"{path}: no examples (did every trajectory fail the filter?)")
     return Dataset.from_list(rows)
@@ -81,14 +88,16 @@ def train_sft(cfg: SFTRecipeConfig) -> Path:
     state.wait_for_everyone()
     path = resolve_model(cfg.model.name)
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(cfg.model.tokenizer) if cfg.model.tokenizer else path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[cfg.model.dtype])
+    # fp32 master weights whatever model.dtype (the inference dtype): `bf16` trains under autocast, and bf16
+    # weights updated in place would round small updates away
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     args = trainer_config(cfg)
     peft_config = None
     if cfg.lora:
         from peft import LoraConfig
 
         peft_config = LoraConfig(task_type="CAUSAL_LM", **cfg.lora)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=load_examples(cfg.examples, tokenizer),
+    trainer = SFTTrainer(model=model, args=args, train_dataset=load_examples(cfg.examples, tokenizer, cfg.max_length),
                          processing_class=tokenizer, peft_config=peft_config)
     resume = last_complete_checkpoint(Path(args.output_dir), remove_cut=trainer.is_world_process_zero())
     trainer.accelerator.wait_for_everyone()

@@ -110,7 +110,8 @@ def sft_config(wildcards):
     return inline_config(
         {
             **config["sft"],
-            "model": dict(config["model"], name=BASE_MODEL),
+            # trained locally whatever engine serves the policy elsewhere (model.backend: vllm in paper.yaml)
+            "model": dict(config["model"], name=BASE_MODEL, backend="hf"),
             "examples": SFT_OUTPUTS["examples"],
             "out_dir": POLICY_RUN["sft"],
         }
@@ -129,7 +130,8 @@ def rl_config(wildcards):
     rl = config["rl"]
     inputs = rl_inputs(wildcards)
     hyper = {key: value for key, value in rl.items() if key not in ("variants", "sampling")}
-    sft_model = dict(config["model"], name=policy_model_dir("sft"))
+    # trained locally; rl.rollout chooses the generation engine
+    sft_model = dict(config["model"], name=policy_model_dir("sft"), backend="hf")
     return inline_config(
         {
             **hyper,

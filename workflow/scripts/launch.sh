@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # launch.sh GPUS MODE STAGE ARGS...: run `atommem STAGE ARGS...` on GPUS devices.
-#   GPUS=0         CPU mode: every GPU hidden, plain `atommem`.
+#   GPUS=0         CPU mode: every GPU hidden, plain `atommem`; MODE=train with ACCELERATE_CONFIG set runs
+#                  the processes of that config instead (config/accelerate/cpu.yaml: 2, DDP over gloo).
 #   MODE=train     GPUS>0: one process per GPU through `accelerate launch` (sft, rl).
 #   MODE=single    GPUS>0: one process that uses all its GPUs itself (vLLM tensor parallel).
 # Devices: SLURM sets CUDA_VISIBLE_DEVICES for its jobs; a local run does not, so the job claims
@@ -17,6 +18,9 @@ fi
 
 if [ "$gpus" -eq 0 ]; then
     export CUDA_VISIBLE_DEVICES=""
+    if [ "$mode" = train ] && [ -n "${ACCELERATE_CONFIG:-}" ]; then
+        exec accelerate launch --config_file "$ACCELERATE_CONFIG" -m atommem.cli "$@"
+    fi
     exec atommem "$@"
 fi
 
