@@ -55,7 +55,16 @@ def main() -> None:
     print(f"model {args.model} ({args.dtype}), embedder {args.embedder}, {batch} episodes, {args.num_docs} docs, "
           f"max {args.max_turns} turns, {args.max_new_tokens} new tokens, greedy")
 
-    rows = []  # (label, seconds, turns, timer)
+    print(f"{'engine':<24}{'episodes/s':>12}{'vs hf one at a time':>21}{'turns':>7}{'wall s':>9}{'outside LLM':>13}")
+    baseline = None  # episodes/s of hf one at a time
+
+    def report(label, seconds, turns, timer):
+        nonlocal baseline
+        rate = batch / seconds
+        baseline = baseline or rate
+        print(f"{label:<24}{rate:>12.3f}{rate / baseline:>20.2f}x{turns:>7}{seconds:>9.1f}{timer.env_share:>12.1%}",
+              flush=True)
+
     for backend in ["hf"] + [e for e in args.engines if e != "hf"]:
         llm = build_llm(ModelConfig(name=args.model, backend=backend, dtype=args.dtype, max_batch_size=batch))
 
@@ -64,16 +73,10 @@ def main() -> None:
 
         run_lockstep(episodes(samples[:1]), llm, sampling, progress=False)  # warm-up: kernels, caches
         if backend == "hf":
-            rows.append(("hf one at a time", *timed(llm, [[s] for s in samples], episodes, sampling)))
+            report("hf one at a time", *timed(llm, [[s] for s in samples], episodes, sampling))
         if backend in args.engines:
-            rows.append((f"{backend} lock-step batch {batch}", *timed(llm, [samples], episodes, sampling)))
+            report(f"{backend} lock-step batch {batch}", *timed(llm, [samples], episodes, sampling))
         del llm
-
-    baseline = batch / rows[0][1]
-    print(f"{'engine':<24}{'episodes/s':>12}{'vs hf one at a time':>21}{'turns':>7}{'wall s':>9}{'outside LLM':>13}")
-    for label, seconds, turns, timer in rows:
-        rate = batch / seconds
-        print(f"{label:<24}{rate:>12.3f}{rate / baseline:>20.2f}x{turns:>7}{seconds:>9.1f}{timer.env_share:>12.1%}")
     print("target: vllm lock-step >= 3.00x hf one at a time; share outside the LLM <= 5%")
 
 
