@@ -77,28 +77,30 @@ COLOCATED_GPU_MEMORY = 0.3  # at most this share of a GPU for a colocated engine
 class VLLMRolloutEngine:
     """A vLLM engine colocated in each training process; `sync_weights` pushes the trained weights into it.
 
-    On GPU every rank holds its own engine on its own device, built with vLLM's torchrun-style
-    "external_launcher" executor (the setting vLLM and TRL use for colocation: no engine processes, RANK /
-    LOCAL_RANK / MASTER_* from the launcher, the engine seeded per rank). On CPU it is the plain in-process
-    engine. Parameters are handed over one at a time (FSDP2 DTensors gathered to full tensors as vLLM asks
-    for them), so the full model is never materialised twice.
+    On GPU (and with several CPU processes) every rank holds its own engine on its own device, built with
+    vLLM's torchrun-style "external_launcher" executor (the setting vLLM and TRL use for colocation: no
+    engine processes, RANK / LOCAL_RANK / MASTER_* from the launcher, the engine seeded per rank). A single
+    CPU process gets the plain in-process engine (the only path the tests run). Parameters are handed over
+    one at a time (FSDP2 DTensors gathered to full tensors as vLLM asks for them), so the full model is
+    never materialised twice.
     """
 
     def __init__(self, model_cfg, accelerator: Accelerator):
         from atommem.llm.vllm_backend import VLLMBackend, on_cpu
 
         engine_args = {}
-        if not on_cpu(model_cfg):
+        # one engine per rank (GPU, or several CPU processes): torchrun-style, inside the launcher's
+        # process group; a single CPU process gets vLLM's own one-process group
+        if not on_cpu(model_cfg) or accelerator.num_processes > 1:
             os.environ.setdefault("RANK", str(accelerator.process_index))
             os.environ.setdefault("LOCAL_RANK", str(accelerator.local_process_index))
             os.environ.setdefault("WORLD_SIZE", str(accelerator.num_processes))
             os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
             os.environ.setdefault("MASTER_PORT", "29500")
-            engine_args = {
-                "distributed_executor_backend": "external_launcher",
+            engine_args = {"distributed_executor_backend": "external_launcher"}
+            if not on_cpu(model_cfg):
                 # the engine shares the device with the policy, its gradients and optimizer state
-                "gpu_memory_utilization": min(model_cfg.gpu_memory_utilization, COLOCATED_GPU_MEMORY),
-            }
+                engine_args["gpu_memory_utilization"] = min(model_cfg.gpu_memory_utilization, COLOCATED_GPU_MEMORY)
             # each rank samples its own prompts: different engine seeds, one engine per device
             model_cfg = replace(model_cfg, seed=model_cfg.seed + accelerator.process_index, tensor_parallel_size=1)
         self.backend = VLLMBackend(model_cfg, in_process=True, **engine_args)
