@@ -161,3 +161,13 @@ def test_logprob_gap_is_the_mean_and_max_distance_to_the_sampler(tiny_model_dir)
     stats = policy_update(model, None, rows[1:], optimizer, scheduler, Accelerator(cpu=True),
                           LossConfig(micro_batch_size=1, kl_coef=0.0))
     assert "logprob_gap/mean" not in stats
+
+
+def test_wrapped_parameter_names_map_to_checkpoint_names():
+    from atommem.train.rl_loop import unwrapped_name
+
+    assert unwrapped_name("module.model.layers.0.mlp.up_proj.weight") == "model.layers.0.mlp.up_proj.weight"  # DDP
+    assert (unwrapped_name("_fsdp_wrapped_module.model.layers.0._fsdp_wrapped_module._checkpoint_wrapped_module"
+                           ".self_attn.q_proj.weight") == "model.layers.0.self_attn.q_proj.weight")  # FSDP1 + ckpt
+    assert unwrapped_name("lm_head.weight") == "lm_head.weight"
+    assert unwrapped_name("model.submodule.weight") == "model.submodule.weight"  # only a leading `module.`
