@@ -32,9 +32,10 @@ from atommem.llm.base import (
 )
 from atommem.llm.models import resolve_model
 
-# GiB of KV cache on CPU: SmolLM2-135M keeps 23 KB per token in bf16 (46 KB in fp32), so 2 GiB holds 45k-90k
-# tokens (a lock-step batch of 8 prompts of ~1,000 tokens needs 9k) and leaves room for other jobs.
-CPU_KV_CACHE_GIB = "2"
+# GiB of KV cache on CPU: SmolLM2-135M keeps 23 KB per token in bf16 (46 KB in fp32), so 1 GiB holds 22k-45k
+# tokens: a lock-step batch of 8 prompts of ~1,000 tokens needs 9k, one full 8192-token window fits, and
+# several jobs (each RL job holds its own engine) still fit in memory together.
+CPU_KV_CACHE_GIB = "1"
 
 
 def on_cpu(cfg: ModelConfig) -> bool:
