@@ -121,10 +121,9 @@ def eval_inputs(policy, groups):
     }
 
 
-def model_section(folder, resources, backend=None):
-    """The policy's ModelConfig pointing at a local folder (backend: None = model.backend); vLLM engines
-    span the job's GPUs."""
-    model = dict(config["model"], name=folder, backend=backend or config["model"]["backend"])
+def model_section(folder, resources):
+    """The policy's ModelConfig pointing at a local folder; vLLM engines span the job's GPUs."""
+    model = dict(config["model"], name=folder)
     if model["backend"] == "vllm":
         model["tensor_parallel_size"] = max(1, int(resources.gpu))
     return model

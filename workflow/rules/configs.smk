@@ -118,7 +118,7 @@ def evaluate_config(rule_name, wildcards, input, output, resources, method, run,
             "max_samples": evaluate["max_samples"],
             "batch_size": evaluate["batch_size"],
             "model": dict(
-                model_section(policy_model_dir(policy), resources, evaluate["backend"]),
+                model_section(policy_model_dir(policy), resources),
                 dtype=evaluate["dtype"] or config["model"]["dtype"],
             ),
             "sampling": config["sampling"],
