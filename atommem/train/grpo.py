@@ -55,6 +55,7 @@ class TurnRow:
     completion_ids: list[int]
     old_logprobs: list[float] | None
     advantage: float
+    sampler_logprobs: list[float] | None = None  # what the rollout engine reported, for the sampler/trainer gap
 
 
 def sampler_is_exact(sampling) -> bool:
@@ -74,14 +75,15 @@ def build_rows(trajectories, advantages: Sequence[float], tokenizer, use_sampler
         for turn in trajectory.turns:
             if turn.completion_ids is not None:
                 prompt_ids, completion_ids = list(turn.prompt_ids), list(turn.completion_ids)
-                logprobs = list(turn.logprobs) if use_sampler_logprobs and turn.logprobs is not None else None
+                sampled = list(turn.logprobs) if turn.logprobs is not None else None
+                logprobs = sampled if use_sampler_logprobs else None
             else:
                 prompt_ids = chat_prompt_ids(tokenizer, turn.messages)
                 completion_ids = tokenizer(turn.response, add_special_tokens=False)["input_ids"]
                 completion_ids.append(tokenizer.eos_token_id)
-                logprobs = None
+                logprobs = sampled = None
             if completion_ids:
-                rows.append(TurnRow(prompt_ids, completion_ids, logprobs, float(advantage)))
+                rows.append(TurnRow(prompt_ids, completion_ids, logprobs, float(advantage), sampled))
     return rows
 
 
@@ -96,13 +98,14 @@ class Batch:
     completion_ids: torch.Tensor  # (B, C)
     old_logprobs: torch.Tensor | None  # (B, C) or None when any row lacks sampler log-probs
     advantages: torch.Tensor  # (B,)
+    sampler_logprobs: torch.Tensor | None = None  # (B, C) or None when any row lacks them
 
 
 def collate(rows: Sequence[TurnRow], device: torch.device | str = "cpu", pad_id: int = 0) -> Batch:
     """Pad a micro-batch; pad ids are never attended to nor scored, so any valid id works."""
     prompt_len = max(len(r.prompt_ids) for r in rows)
     completion_len = max(len(r.completion_ids) for r in rows)
-    ids, attn, comp_ids, comp_mask, old = [], [], [], [], []
+    ids, attn, comp_ids, comp_mask, old, sampled = [], [], [], [], [], []
     for r in rows:
         left = prompt_len - len(r.prompt_ids)
         right = completion_len - len(r.completion_ids)
@@ -112,6 +115,8 @@ def collate(rows: Sequence[TurnRow], device: torch.device | str = "cpu", pad_id:
         comp_mask.append([1.0] * len(r.completion_ids) + [0.0] * right)
         if r.old_logprobs is not None:
             old.append(r.old_logprobs + [0.0] * right)
+        if r.sampler_logprobs is not None:
+            sampled.append(r.sampler_logprobs + [0.0] * right)
     attention_mask = torch.tensor(attn, device=device)
     return Batch(
         input_ids=torch.tensor(ids, device=device),
@@ -121,6 +126,7 @@ def collate(rows: Sequence[TurnRow], device: torch.device | str = "cpu", pad_id:
         completion_ids=torch.tensor(comp_ids, device=device),
         old_logprobs=torch.tensor(old, device=device) if len(old) == len(rows) else None,
         advantages=torch.tensor([r.advantage for r in rows], device=device, dtype=torch.float32),
+        sampler_logprobs=torch.tensor(sampled, device=device) if len(sampled) == len(rows) else None,
     )
 
 
@@ -249,6 +255,10 @@ def policy_update(model, ref_model, rows: Sequence[TurnRow], optimizer, schedule
     whole step (over all processes), so the accumulated gradient is the exact token mean. Every process
     runs the same number of micro-batches (padding with zero-weight repeats) because sharded models
     (FSDP) need every forward to be collective.
+
+    Also measured: |sampler log-prob - trainer log-prob| of every sampled token (mean and max over the step,
+    `logprob_gap/*`), before the update, so both score the same weights: near 0 when the HF policy samples,
+    the kernel/precision mismatch of an inference engine such as vLLM.
     """
     model.train()
     # rows of similar length share a micro-batch: less padding to run through the model (same loss)
@@ -261,7 +271,8 @@ def policy_update(model, ref_model, rows: Sequence[TurnRow], optimizer, schedule
     # DDP/FSDP average gradients over processes; multiply back so the result is sum / global tokens
     scale = accelerator.num_processes / max(global_tokens, 1)
 
-    totals = {"loss": 0.0, "kl": 0.0, "clipped": 0.0, "entropy": 0.0}
+    totals = {"loss": 0.0, "kl": 0.0, "clipped": 0.0, "entropy": 0.0, "gap": 0.0, "gap_tokens": 0.0}
+    gap_max = 0.0
     optimizer.zero_grad(set_to_none=True)
     for i in range(num_micro):
         padding_repeat = i >= len(micro_batches)
@@ -285,6 +296,11 @@ def policy_update(model, ref_model, rows: Sequence[TurnRow], optimizer, schedule
             totals["kl"] += float((terms.kl.detach() * mask).sum())
             totals["clipped"] += float((terms.clipped.float() * mask).sum())
             totals["entropy"] += float((entropy * mask).sum())
+            if batch.sampler_logprobs is not None:
+                gap = (new_logprobs.detach() - batch.sampler_logprobs).abs() * mask
+                totals["gap"] += float(gap.sum())
+                totals["gap_tokens"] += float(mask.sum())
+                gap_max = max(gap_max, float(gap.max()))
     grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
     optimizer.step()
     scheduler.step()
@@ -292,6 +308,11 @@ def policy_update(model, ref_model, rows: Sequence[TurnRow], optimizer, schedule
 
     summed = accelerator.reduce(torch.tensor(list(totals.values()), device=accelerator.device), "sum")
     denom = max(global_tokens, 1)
-    loss, kl, clipped, entropy_sum = (float(x) / denom for x in summed)
-    return {"loss": loss, "kl": kl, "clip_frac": clipped, "entropy": entropy_sum,
-            "grad_norm": float(grad_norm), "tokens": global_tokens}
+    loss, kl, clipped, entropy_sum = (float(x) / denom for x in summed[:4])
+    metrics = {"loss": loss, "kl": kl, "clip_frac": clipped, "entropy": entropy_sum,
+               "grad_norm": float(grad_norm), "tokens": global_tokens}
+    gap_sum, gap_tokens = float(summed[4]), float(summed[5])
+    if gap_tokens > 0:
+        metrics["logprob_gap/mean"] = gap_sum / gap_tokens
+        metrics["logprob_gap/max"] = float(accelerator.gather(torch.tensor([gap_max], device=accelerator.device)).max())
+    return metrics

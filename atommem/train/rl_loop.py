@@ -17,6 +17,7 @@ Runs as one process on CPU, or under `accelerate launch` (DDP, or FSDP with the 
 from __future__ import annotations
 
 import logging
+import os
 import random
 import shutil
 import statistics
@@ -70,17 +71,39 @@ class HFRolloutEngine:
         pass
 
 
+COLOCATED_GPU_MEMORY = 0.3  # at most this share of a GPU for a colocated engine (weights + KV cache)
+
+
 class VLLMRolloutEngine:
     """A vLLM engine colocated in each training process; `sync_weights` pushes the trained weights into it.
 
-    Parameters are gathered one at a time (FSDP2 DTensors -> full tensors), so the full model is never
-    materialised twice. Needs the `gpu` extra; vllm is imported by atommem.llm.vllm_backend only.
+    On GPU (and with several CPU processes) every rank holds its own engine on its own device, built with
+    vLLM's torchrun-style "external_launcher" executor (the setting vLLM and TRL use for colocation: no
+    engine processes, RANK / LOCAL_RANK / MASTER_* from the launcher, the engine seeded per rank). A single
+    CPU process gets the plain in-process engine (the only path the tests run). Parameters are handed over
+    one at a time (FSDP2 DTensors gathered to full tensors as vLLM asks for them), so the full model is
+    never materialised twice.
     """
 
-    def __init__(self, model_cfg):
-        from atommem.llm.vllm_backend import VLLMBackend
+    def __init__(self, model_cfg, accelerator: Accelerator):
+        from atommem.llm.vllm_backend import VLLMBackend, on_cpu
 
-        self.backend = VLLMBackend(model_cfg)
+        engine_args = {}
+        # one engine per rank (GPU, or several CPU processes): torchrun-style, inside the launcher's
+        # process group; a single CPU process gets vLLM's own one-process group
+        if not on_cpu(model_cfg) or accelerator.num_processes > 1:
+            os.environ.setdefault("RANK", str(accelerator.process_index))
+            os.environ.setdefault("LOCAL_RANK", str(accelerator.local_process_index))
+            os.environ.setdefault("WORLD_SIZE", str(accelerator.num_processes))
+            os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+            os.environ.setdefault("MASTER_PORT", "29500")
+            engine_args = {"distributed_executor_backend": "external_launcher"}
+            if not on_cpu(model_cfg):
+                # the engine shares the device with the policy, its gradients and optimizer state
+                engine_args["gpu_memory_utilization"] = min(model_cfg.gpu_memory_utilization, COLOCATED_GPU_MEMORY)
+            # each rank samples its own prompts: different engine seeds, one engine per device
+            model_cfg = replace(model_cfg, seed=model_cfg.seed + accelerator.process_index, tensor_parallel_size=1)
+        self.backend = VLLMBackend(model_cfg, in_process=True, **engine_args)
         self.tokenizer = self.backend.tokenizer
 
     def generate(self, conversations: list[Conversation], sampling: SamplingConfig) -> list[Generation]:
@@ -88,11 +111,25 @@ class VLLMRolloutEngine:
 
     @torch.no_grad()
     def sync_weights(self, model) -> None:
-        vllm_model = self.backend.llm.llm_engine.model_executor.driver_worker.model_runner.model
-        for name, param in model.named_parameters():
-            tensor = param.full_tensor() if hasattr(param, "full_tensor") else param.data
-            vllm_model.load_weights([(name.replace("_checkpoint_wrapped_module.", ""), tensor)])
-        self.backend.llm.reset_prefix_cache()
+        self.backend.load_weights(vllm_named_weights(model))
+
+
+# FSDP1 and activation checkpointing insert these at every wrapped level; DDP adds `module.` in front
+INNER_WRAPPERS = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.")
+
+
+def unwrapped_name(name: str) -> str:
+    """The checkpoint name of a parameter of a wrapped model (`module.model.layers.0...` -> `model.layers.0...`)."""
+    for wrapper in INNER_WRAPPERS:
+        name = name.replace(wrapper, "")
+    return name.removeprefix("module.")
+
+
+def vllm_named_weights(model):
+    """(checkpoint name, full tensor) per parameter, gathered lazily: FSDP2 shards are DTensors."""
+    for name, param in model.named_parameters():
+        tensor = param.full_tensor() if hasattr(param, "full_tensor") else param.data
+        yield unwrapped_name(name), tensor.detach()
 
 
 # ---- data -------------------------------------------------------------------------------------------
@@ -169,6 +206,7 @@ def step_metrics(step: int, sums: dict[str, float], rewards: list[float], update
         "entropy": update["entropy"],
         "grad_norm": update["grad_norm"],
         "lr": lr,
+        **{k: v for k, v in update.items() if k.startswith("logprob_gap/")},
         "tokens/prompt": int(sums["tokens/prompt"]),
         "tokens/completion": int(sums["tokens/completion"]),
         **times,
@@ -241,7 +279,9 @@ def load_reference(cfg: RLConfig, accelerator: Accelerator) -> torch.nn.Module |
 
 def _build_engine(cfg: RLConfig, accelerator: Accelerator, policy: HFBackend):
     if cfg.rollout == "vllm":
-        return VLLMRolloutEngine(replace(cfg.model, backend="vllm"))
+        # the sampler runs in the training precision, like the HF engine under the accelerator's autocast
+        dtype = "bfloat16" if cfg.mixed_precision == "bf16" else cfg.model.dtype
+        return VLLMRolloutEngine(replace(cfg.model, backend="vllm", dtype=dtype), accelerator)
     if accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED):
         raise ValueError("rollout: hf generation cannot run on a sharded model; use rollout=vllm with FSDP")
     return HFRolloutEngine(policy, accelerator.autocast)
@@ -305,6 +345,7 @@ def train(cfg: RLConfig) -> Path:
         log.info("resumed from %s (step %d)", checkpoint, step)
     if accelerator.is_main_process:
         truncate_metrics(metrics_path, step)
+    engine.sync_weights(model)  # a resumed policy differs from the checkpoint the engine loaded
 
     tracking = replace(cfg.tracking, enabled=cfg.tracking.enabled and accelerator.is_main_process)
     with tracked_run(tracking, params=asdict(cfg)) as run:
@@ -315,7 +356,6 @@ def train(cfg: RLConfig) -> Path:
             position += cfg.prompts_per_step
             mine = process_share(batch, accelerator)
             # 2. rollout
-            engine.sync_weights(model)
             episodes = [Episode(s, cfg.env, embedder, tokenizer) for s in mine for _ in range(cfg.group_size)]
             timer = RolloutTimer()
             sampling = replace(cfg.sampling, seed=cfg.sampling.seed + 1_000_003 * step + accelerator.process_index)
@@ -329,6 +369,7 @@ def train(cfg: RLConfig) -> Path:
             start = time.perf_counter()
             update = policy_update(model, ref_model, rows, optimizer, scheduler, accelerator, loss_cfg)
             update_s = time.perf_counter() - start
+            engine.sync_weights(model)  # the next rollout (or validation) samples from the updated policy
             # 6. log
             sums = _sum_over_processes(accelerator, rollout_sums(trajectories, timer))
             all_rewards = accelerator.gather(torch.tensor(rewards, device=accelerator.device)).tolist()
@@ -336,7 +377,6 @@ def train(cfg: RLConfig) -> Path:
             metrics = step_metrics(step, sums, all_rewards, update, lr, times, cfg.group_size)
             # 7. validate, checkpoint
             if val_samples and cfg.validate_every and (step % cfg.validate_every == 0 or step == cfg.steps):
-                engine.sync_weights(model)
                 metrics.update(validate(cfg, accelerator, engine, val_samples, embedder))
             if accelerator.is_main_process:
                 append_metrics(metrics_path, metrics)
