@@ -4,7 +4,7 @@ without regular expressions, for tests/test_fuzz.py to compare atommem.agent.ops
 The rules, as the method states them: ops are paired tags found left to right; a tag's body runs to the
 first closing tag of the same name (tags inside are text); an unclosed tag is invalid and scanning
 continues right after it; `Memory i: text` bodies need i >= 1 and non-blank text, `Memory i` bodies
-i >= 1; an answer is the last balanced `\\boxed{...}` (or the whole text when there is none); a turn
+i >= 1; an answer is the last balanced `\\boxed{...}` (no box: invalid, so it earns no reward); a turn
 without any valid op is invalid.
 """
 
@@ -97,7 +97,7 @@ def _last_boxed(body: str) -> str | None:
             opens.append(j + 1)
         i = body.find("\\boxed", i + 1)
     if not opens:
-        return body.strip()
+        return None
     for start in reversed(opens):
         depth = 1
         for k in range(start, len(body)):
