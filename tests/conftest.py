@@ -28,3 +28,13 @@ def tiny_model_dir() -> str:
 @pytest.fixture(scope="session")
 def smollm2_dir() -> str:
     return resolve_model("smollm2-135m")
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerator_state():
+    """accelerate keeps one process-wide state: a test that builds Accelerator(mixed_precision="bf16") after
+    another built one without would fail only because of test order. Each test starts from none."""
+    yield
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
