@@ -106,12 +106,18 @@ def sample_stats(samples, cfg: PrepareConfig, source: Path, tokenizer=None) -> d
     return stats
 
 
-def _statetrack_samples(cfg: PrepareConfig) -> tuple[list, Path]:
-    source = Path(cfg.distractors) if cfg.distractors else shipped_sample(cfg.distractor_format)
+def _source_file(cfg: PrepareConfig, key: str, path: str, benchmark_format: str) -> Path:
+    """The benchmark file at `path` (the shipped sample when empty), downloaded first if a url is set."""
+    source = Path(path) if path else shipped_sample(benchmark_format)
     if cfg.url:
         fetch(cfg.url, source, cfg.sha256)
     if not source.exists():
-        raise ConfigError(f"distractors: benchmark file not found: {source}")
+        raise ConfigError(f"{key}: benchmark file not found: {source}")
+    return source
+
+
+def _statetrack_samples(cfg: PrepareConfig) -> tuple[list, Path]:
+    source = _source_file(cfg, "distractors", cfg.distractors, cfg.distractor_format)
     pool = distractor_pool(load_benchmark(cfg.distractor_format, source), cfg.distractor_parts, cfg.distractor_part)
     num_samples = cfg.max_samples or DEFAULT_STATETRACK_SAMPLES
     try:
@@ -142,11 +148,7 @@ def main(cfg: PrepareConfig) -> None:
 
 
 def _benchmark_samples(cfg: PrepareConfig) -> tuple[list, Path]:
-    source = Path(cfg.path) if cfg.path else shipped_sample(cfg.benchmark)
-    if cfg.url:
-        fetch(cfg.url, source, cfg.sha256)
-    if not source.exists():
-        raise ConfigError(f"path: benchmark file not found: {source}")
+    source = _source_file(cfg, "path", cfg.path, cfg.benchmark)
 
     records = load_benchmark(cfg.benchmark, source)
     log.info("loaded %d %s questions from %s", len(records), cfg.benchmark, source)
