@@ -149,6 +149,29 @@ def test_token_mean_does_not_depend_on_micro_batch_size(tiny_model_dir):
     assert torch.allclose(results[0][1], results[1][1], atol=1e-6)
 
 
+def test_without_kl_rows_of_zero_advantage_are_skipped_with_the_same_update(tiny_model_dir):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    rows = _rows(tokenizer)
+    rows.append(TurnRow(rows[0].prompt_ids, rows[1].completion_ids, None, 0.0))
+    results = []
+    # kl_coef 0 skips the zero-advantage row; a KL coefficient with no reference model computes the same
+    # loss on every row (no KL term) and runs it
+    for kl_coef in (0.0, 1e-12):
+        model = copy.deepcopy(base)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+        stats = policy_update(model, None, rows, optimizer, scheduler, Accelerator(cpu=True),
+                              LossConfig(micro_batch_size=1, kl_coef=kl_coef, max_grad_norm=1e9))
+        results.append((stats, torch.cat([p.detach().flatten() for p in model.parameters()])))
+    (skipped, skipped_weights), (ran, ran_weights) = results
+    assert skipped["tokens"] == ran["tokens"] == sum(len(r.completion_ids) for r in rows)
+    assert skipped["tokens_skipped_frac"] == pytest.approx(len(rows[2].completion_ids) / ran["tokens"])
+    assert ran["tokens_skipped_frac"] == 0.0
+    assert skipped["loss"] == pytest.approx(ran["loss"], abs=1e-6)
+    assert torch.allclose(skipped_weights, ran_weights, atol=1e-6)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_chunked_logprobs_and_entropy_equal_the_full_log_softmax(monkeypatch, dtype):
     """Several chunks (the last one partial): the same values and the same gradient as one fp32 log-softmax."""

@@ -261,13 +261,21 @@ def policy_update(model, ref_model, rows: Sequence[TurnRow], optimizer, schedule
     the kernel/precision mismatch of an inference engine such as vLLM.
     """
     model.train()
+    local_tokens = sum(len(r.completion_ids) for r in rows)
+    padding_row = rows[:1]
+    if cfg.kl_coef == 0:
+        # without the KL term a row of advantage 0 has loss 0 and gradient 0 at every token: skipping it
+        # gives the same update (its tokens stay in the token-mean denominator) for none of the compute
+        rows = [r for r in rows if r.advantage != 0]
     # rows of similar length share a micro-batch: less padding to run through the model (same loss)
     rows = sorted(rows, key=lambda r: len(r.prompt_ids) + len(r.completion_ids))
     micro_batches = [rows[i : i + cfg.micro_batch_size] for i in range(0, len(rows), cfg.micro_batch_size)]
-    local_tokens = sum(len(r.completion_ids) for r in rows)
-    counts = accelerator.gather(torch.tensor([len(micro_batches), local_tokens], device=accelerator.device))
-    counts = counts.view(-1, 2)
+    run_tokens = sum(len(r.completion_ids) for r in rows)
+    counts = accelerator.gather(torch.tensor([len(micro_batches), local_tokens, run_tokens],
+                                             device=accelerator.device))
+    counts = counts.view(-1, 3)
     num_micro, global_tokens = int(counts[:, 0].max()), int(counts[:, 1].sum())
+    global_run_tokens = int(counts[:, 2].sum())
     # DDP/FSDP average gradients over processes; multiply back so the result is sum / global tokens
     scale = accelerator.num_processes / max(global_tokens, 1)
 
@@ -276,7 +284,8 @@ def policy_update(model, ref_model, rows: Sequence[TurnRow], optimizer, schedule
     optimizer.zero_grad(set_to_none=True)
     for i in range(num_micro):
         padding_repeat = i >= len(micro_batches)
-        batch = collate(micro_batches[-1] if padding_repeat else micro_batches[i], accelerator.device)
+        repeated = (micro_batches[-1] if micro_batches else padding_row) if padding_repeat else micro_batches[i]
+        batch = collate(repeated, accelerator.device)
         with accumulating(accelerator, model, last=i == num_micro - 1):
             with accelerator.autocast():
                 new_logprobs, entropy = completion_logprobs(model, batch, cfg.temperature)
@@ -308,9 +317,11 @@ def policy_update(model, ref_model, rows: Sequence[TurnRow], optimizer, schedule
 
     summed = accelerator.reduce(torch.tensor(list(totals.values()), device=accelerator.device), "sum")
     denom = max(global_tokens, 1)
-    loss, kl, clipped, entropy_sum = (float(x) / denom for x in summed[:4])
-    metrics = {"loss": loss, "kl": kl, "clip_frac": clipped, "entropy": entropy_sum,
-               "grad_norm": float(grad_norm), "tokens": global_tokens}
+    loss, kl, clipped = (float(x) / denom for x in summed[:3])
+    metrics = {"loss": loss, "kl": kl, "clip_frac": clipped,
+               "entropy": float(summed[3]) / max(global_run_tokens, 1),  # over the tokens that ran
+               "grad_norm": float(grad_norm), "tokens": global_tokens,
+               "tokens_skipped_frac": 1 - global_run_tokens / denom}
     gap_sum, gap_tokens = float(summed[4]), float(summed[5])
     if gap_tokens > 0:
         metrics["logprob_gap/mean"] = gap_sum / gap_tokens

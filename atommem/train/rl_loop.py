@@ -209,6 +209,7 @@ def step_metrics(step: int, sums: dict[str, float], rewards: list[float], update
         **{k: v for k, v in update.items() if k.startswith("logprob_gap/")},
         "tokens/prompt": int(sums["tokens/prompt"]),
         "tokens/completion": int(sums["tokens/completion"]),
+        "tokens/skipped_frac": update["tokens_skipped_frac"],
         **times,
     }
     return metrics
