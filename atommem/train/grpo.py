@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from accelerate.utils import DistributedType
 
 from atommem.llm.base import chat_prompt_ids
+from atommem.train.rl_config import RLConfig
 
 
 def group_advantages(rewards: Sequence[float], group_size: int, std_normalize: bool = False) -> list[float]:
@@ -231,12 +232,20 @@ def token_loss(
 
 @dataclass
 class LossConfig:
-    clip_low: float = 0.2
-    clip_high: float = 0.28
-    kl_coef: float = 0.001
-    temperature: float = 1.0
-    micro_batch_size: int = 4
-    max_grad_norm: float = 1.0
+    """The update's share of RLConfig; its defaults are RLConfig's, written there once."""
+
+    clip_low: float = RLConfig.clip_low
+    clip_high: float = RLConfig.clip_high
+    kl_coef: float = RLConfig.kl_coef
+    temperature: float = 1.0  # of the rollouts (RLConfig.sampling), which the log-probs are taken at
+    micro_batch_size: int = RLConfig.micro_batch_size
+    max_grad_norm: float = RLConfig.max_grad_norm
+
+    @classmethod
+    def of(cls, cfg: RLConfig) -> LossConfig:
+        return cls(clip_low=cfg.clip_low, clip_high=cfg.clip_high, kl_coef=cfg.kl_coef,
+                   temperature=cfg.sampling.temperature, micro_batch_size=cfg.micro_batch_size,
+                   max_grad_norm=cfg.max_grad_norm)
 
 
 def accumulating(accelerator, model, last: bool):

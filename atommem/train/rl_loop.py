@@ -46,7 +46,7 @@ from atommem.train.checkpoint import latest_checkpoint, load_checkpoint, remove_
 from atommem.train.grpo import LossConfig, build_rows, group_advantages, policy_update, sampler_is_exact
 
 if TYPE_CHECKING:
-    from atommem.recipes.rl import RLConfig
+    from atommem.train.rl_config import RLConfig
 
 log = logging.getLogger("atommem.train")
 
@@ -325,8 +325,7 @@ def train(cfg: RLConfig) -> Path:
     model, optimizer = accelerator.prepare(model, optimizer)
     accelerator.register_for_checkpointing(scheduler)
     engine = _build_engine(cfg, accelerator, policy)
-    loss_cfg = LossConfig(cfg.clip_low, cfg.clip_high, cfg.kl_coef, cfg.sampling.temperature,
-                          cfg.micro_batch_size, cfg.max_grad_norm)
+    loss_cfg = LossConfig.of(cfg)
     # the rule of atommem.train.grpo: sampler log-probs are the old log-probs only for unfiltered T=1 sampling
     use_sampler_logprobs = sampler_is_exact(cfg.sampling)
 

@@ -30,7 +30,7 @@ from atommem.llm.models import resolve_model
 from atommem.tracking import tracked_run
 
 if TYPE_CHECKING:
-    from atommem.recipes.sft import SFTRecipeConfig
+    from atommem.train.sft_config import SFTRecipeConfig
 
 log = logging.getLogger("atommem.train")
 
