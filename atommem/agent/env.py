@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from atommem.agent import prompts
 from atommem.agent.chunking import chunk_text
 from atommem.agent.ops import STORE_OPS, Op, parse_response
-from atommem.config import ConfigError, require, require_positive
+from atommem.config import ConfigError, option, require, require_positive
 from atommem.data.records import LongSample
 from atommem.llm.base import Conversation, Generation
 from atommem.memory.store import MemoryEntry, MemoryStore
@@ -24,18 +24,18 @@ WRITE_OPS = ("create", "update", "delete", "scratchpad")
 
 @dataclass
 class EnvConfig:
-    chunk_tokens: int = 4000
-    chunk_overlap: int = 100
-    max_chunks: int = 40
-    top_k: int = 6
-    retrieval_token_budget: int = 4096
-    query_limit: int = 3
-    max_turns: int = 41
-    initial_query: str = "No query yet"
-    use_scratchpad: bool = True
-    use_store: bool = True
-    disabled_ops: list[str] = field(default_factory=list)  # any of create/read/update/delete
-    store_all: bool = False  # every chunk inserted into the store up front; Create and the reading turns go
+    chunk_tokens: int = option(4000, "tokens per context chunk (paper: 4000)")
+    chunk_overlap: int = option(100, "overlap tokens on each side of a chunk (paper: 100)")
+    max_chunks: int = option(40, "longer inputs are centre-truncated (paper: 40)")
+    top_k: int = option(6, "memory entries retrieved per turn (paper: 6)")
+    retrieval_token_budget: int = option(4096, "token cap of the retrieved block (paper: 4096)")
+    query_limit: int = option(3, "Reads in a row allowed per question (paper: 3)")
+    max_turns: int = option(41, "turn cap of an episode, both phases (reference: 41)")
+    initial_query: str = option("No query yet", "the query before the first Read")
+    use_scratchpad: bool = option(True, "show and allow the scratchpad")
+    use_store: bool = option(True, "show and allow the memory store")
+    disabled_ops: list[str] = option(list, "operations the environment ignores: any of create/read/update/delete")
+    store_all: bool = option(False, "every chunk inserted into the store up front; Create and the reading turns go")
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.disabled_ops) - set(STORE_OPS))

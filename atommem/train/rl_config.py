@@ -3,10 +3,10 @@ CLI and the workflow check a config before any model is loaded."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from atommem.agent.env import EnvConfig
-from atommem.config import ConfigError, require, require_positive
+from atommem.config import ConfigError, option, require, require_positive
 from atommem.data.records import read_samples
 from atommem.llm.base import ModelConfig, SamplingConfig
 from atommem.llm.models import check_model_config, check_model_name
@@ -17,44 +17,48 @@ from atommem.tracking import TrackingConfig
 def _rollout_sampling() -> SamplingConfig:
     # temperature 1.0 as in the paper; top_p 1.0 (paper: 0.99) so the sampler draws from exactly the
     # distribution whose log-probs the loss uses (see atommem.train.grpo for how old log-probs are chosen)
-    return SamplingConfig(temperature=1.0, top_p=1.0, top_k=0, max_new_tokens=256)
+    return SamplingConfig(temperature=1.0, top_p=1.0, top_k=0)
 
 
 @dataclass
 class RLConfig:
-    model: ModelConfig = field(default_factory=ModelConfig)  # policy init (usually the SFT folder)
-    ref_model: str | None = None  # frozen KL reference; None = the policy init (model.name)
-    samples: str = ""  # training samples JSONL
-    val_samples: str | None = None  # validated greedily every `validate_every` steps
-    val_max_samples: int | None = None
-    out_dir: str = ""
-    steps: int = 100
-    prompts_per_step: int = 8  # samples per step (over all processes)
-    group_size: int = 8  # episodes per sample; advantage = reward - group mean
-    learning_rate: float = 1e-6
-    warmup_steps: int = 20  # linear warmup, then constant
-    kl_coef: float = 0.001  # k3 KL to the reference; 0 skips loading the reference
-    clip_low: float = 0.2
-    clip_high: float = 0.28
-    std_normalize: bool = False
-    max_grad_norm: float = 1.0
-    micro_batch_size: int = 4  # turn rows per forward/backward; one optimizer step per RL step
-    gradient_checkpointing: bool = False
-    mixed_precision: str = "no"  # accelerate's: "no" | "bf16" | "fp16"; bf16 autocast halves CPU step time
-    checkpoint_every: int = 10
-    keep_checkpoints: int = 2
-    validate_every: int = 10  # 0 = never
-    rollout: str = "hf"  # "hf" (shares the training model; CPU, one GPU) | "vllm" (colocated, GPU)
-    seed: int = 0
-    progress: bool = True
-    sampling: SamplingConfig = field(default_factory=_rollout_sampling)
-    embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
-    env: EnvConfig = field(default_factory=EnvConfig)
-    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    """Multi-turn GRPO. Defaults are the paper's RL recipe (docs/training.md); config/config.yaml sizes
+    the run for a CPU."""
+
+    model: ModelConfig = option(ModelConfig, "policy init (usually the SFT folder)")
+    ref_model: str | None = option(None, "frozen KL reference; null = the policy init (model.name)")
+    samples: str = option("", "training samples JSONL (from `atommem prepare`)")
+    val_samples: str | None = option(None, "samples validated greedily every `validate_every` steps")
+    val_max_samples: int | None = option(None, "validation samples used (null = all)")
+    out_dir: str = option("", "metrics.jsonl, checkpoints/ and final/ go here")
+    steps: int = option(100, "optimizer steps (the paper shows about 100)")
+    prompts_per_step: int = option(8, "samples per step, over all processes (paper: 8)")
+    group_size: int = option(8, "episodes per sample; advantage = reward - group mean (paper: 8)")
+    learning_rate: float = option(1e-6, "constant after warmup (paper: 1e-6)")
+    warmup_steps: int = option(20, "linear warmup steps, then constant (paper: 20)")
+    kl_coef: float = option(0.001, "weight of the k3 KL to the reference (paper: 0.001); 0 skips the reference")
+    clip_low: float = option(0.2, "lower ratio clip: ratios below 1 - clip_low are clipped (paper: 0.2)")
+    clip_high: float = option(0.28, "upper ratio clip: ratios above 1 + clip_high are clipped (paper: 0.28)")
+    std_normalize: bool = option(False, "divide advantages by the group std (paper: no)")
+    max_grad_norm: float = option(1.0, "gradient clipping")
+    micro_batch_size: int = option(4, "turn rows per forward/backward; one optimizer step per RL step")
+    gradient_checkpointing: bool = option(False, "trade compute for activation memory")
+    mixed_precision: str = option("no", "accelerate's no | bf16 | fp16; bf16 autocast halves CPU step time")
+    checkpoint_every: int = option(10, "steps between resumable checkpoints")
+    keep_checkpoints: int = option(2, "checkpoints kept on disk")
+    validate_every: int = option(10, "steps between validations (0 = never)")
+    rollout: str = option("hf", "hf (shares the training model; CPU, one GPU) | vllm (colocated, GPU)")
+    seed: int = option(0, "training seed")
+    progress: bool = option(True, "show progress bars")
+    sampling: SamplingConfig = option(_rollout_sampling, "rollout decoding (T 1.0 as in the paper)")
+    embedder: EmbedderConfig = option(EmbedderConfig, "embedder of the memory store")
+    env: EnvConfig = option(EnvConfig, "the agent environment")
+    tracking: TrackingConfig = option(TrackingConfig, "MLflow tracking")
 
     def __post_init__(self) -> None:
-        require_positive(self, "steps", "prompts_per_step", "group_size", "micro_batch_size", "checkpoint_every",
-                         "keep_checkpoints")
+        require_positive(self, "steps", "prompts_per_step", "micro_batch_size", "checkpoint_every", "keep_checkpoints")
+        # an episode alone in its group has advantage 0: nothing to learn from
+        require(self.group_size >= 2, "group_size", ">= 2", self.group_size)
         require_positive(self, "val_max_samples", optional=True)
         require(self.learning_rate > 0, "learning_rate", "> 0", self.learning_rate)
         require(self.warmup_steps >= 0, "warmup_steps", ">= 0", self.warmup_steps)

@@ -3,9 +3,9 @@ CLI and the workflow check a config and its examples before any model is loaded.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from atommem.config import ConfigError, require, require_positive
+from atommem.config import ConfigError, option, require, require_positive
 from atommem.io import read_jsonl
 from atommem.llm.base import ModelConfig
 from atommem.llm.models import check_model_config
@@ -14,28 +14,32 @@ from atommem.tracking import TrackingConfig
 
 @dataclass
 class SFTRecipeConfig:
-    model: ModelConfig = field(default_factory=ModelConfig)  # the student (name, tokenizer, dtype)
-    examples: str = ""  # JSONL from `atommem synthesize`
-    out_dir: str = ""
-    # reference recipe: 3 epochs, effective batch 16, max length about 18K
-    num_train_epochs: float = 3.0
-    max_steps: int = -1
-    learning_rate: float = 1e-5
-    lr_scheduler_type: str = "cosine"
-    warmup_steps: float = 0.03  # < 1: a ratio of the total steps (transformers 5 semantics)
-    weight_decay: float = 0.0
-    per_device_train_batch_size: int = 1
-    gradient_accumulation_steps: int = 16
-    max_length: int | None = 18432
-    gradient_checkpointing: bool = False
-    bf16: bool = False
-    logging_steps: int = 10
-    save_steps: int = 200
-    save_total_limit: int = 2
-    seed: int = 42
-    trainer_args: dict = field(default_factory=dict)  # any other trl.SFTConfig argument
-    lora: dict | None = None  # peft.LoraConfig arguments, e.g. {r: 16, lora_alpha: 32, target_modules: all-linear}
-    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    """SFT with TRL's SFTTrainer (its SFTConfig names). Defaults are the reference recipe of the paper: 3
+    epochs, effective batch 16, max length about 18K (docs/training.md); config/config.yaml sizes it for a CPU."""
+
+    model: ModelConfig = option(ModelConfig, "the student (name, tokenizer, dtype)")
+    examples: str = option("", "JSONL from `atommem synthesize`")
+    out_dir: str = option("", "final/, metrics.jsonl and checkpoints/ go here")
+    num_train_epochs: float = option(3.0, "passes over the examples (reference: 3)")
+    max_steps: int = option(-1, "optimizer steps; -1 = use num_train_epochs")
+    learning_rate: float = option(1e-5, "peak learning rate (reference: 1e-5)")
+    lr_scheduler_type: str = option("cosine", "transformers scheduler name")
+    warmup_steps: float = option(0.03, "warmup steps, or a ratio of all steps when below 1 (transformers 5)")
+    weight_decay: float = option(0.0, "AdamW weight decay")
+    per_device_train_batch_size: int = option(1, "examples per device and micro-step")
+    gradient_accumulation_steps: int = option(16, "micro-batches per optimizer step (reference batch: 16)")
+    max_length: int | None = option(18432, "tokens per example; a longer prompt keeps its system message and its end "
+                                                 "(reference: about 18K)")
+    gradient_checkpointing: bool = option(False, "trade compute for activation memory")
+    bf16: bool = option(False, "bfloat16 mixed precision (autocast on CPU too)")
+    logging_steps: int = option(10, "steps between logged metrics")
+    save_steps: int = option(200, "steps between resumable checkpoints")
+    save_total_limit: int = option(2, "checkpoints kept on disk")
+    seed: int = option(42, "training seed")
+    trainer_args: dict = option(dict, "any other trl.SFTConfig argument")
+    lora: dict | None = option(None, "peft.LoraConfig arguments, e.g. {r: 16, lora_alpha: 32, "
+                                     "target_modules: all-linear}; null = full fine-tuning")
+    tracking: TrackingConfig = option(TrackingConfig, "MLflow tracking")
 
     def __post_init__(self) -> None:
         require(self.num_train_epochs > 0, "num_train_epochs", "> 0", self.num_train_epochs)

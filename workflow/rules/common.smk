@@ -6,8 +6,18 @@ import shlex
 from pathlib import Path
 
 import yaml
+from atommem.agent.env import EnvConfig
+from atommem.config import from_dict
+from atommem.llm.base import ModelConfig, SamplingConfig
 from atommem.llm.models import HUB_ALIASES, LOCAL_BUILDERS
+from atommem.memory.embedders import EmbedderConfig
 from atommem.methods.ablations import ABLATIONS
+from atommem.recipes.evaluate import EvaluateConfig
+from atommem.recipes.plot import PlotConfig
+from atommem.recipes.prepare import PrepareConfig
+from atommem.recipes.synthesize import SynthesizeConfig
+from atommem.train.rl_config import RLConfig
+from atommem.train.sft_config import SFTRecipeConfig
 
 # relative to the working directory, so moving the repository does not change params (no reruns)
 LAUNCH = os.path.join(os.path.relpath(workflow.basedir), "scripts", "launch.sh")
@@ -83,6 +93,36 @@ def check_cross_references(cfg):
         )
     if "full" in cfg["rl"]["variants"]:
         raise ValueError("config rl.variants: 'full' is the full-memory run and cannot be redefined")
+    check_stage_sections(cfg)
+
+
+def check_stage_sections(cfg):
+    """Each recipe's ranges and choices are checked once, by its config dataclass: build them now, so a
+    bad value fails at parse time with its workflow key (e.g. 'rl.clip_low: expected in [0, 1), got 2')."""
+    syn, rl = dict(cfg["synthesize"]), dict(cfg["rl"])
+    teacher_model, variants = syn.pop("teacher_model"), rl.pop("variants")
+    data = {key: cfg["data"][key] for key in ("seed", "max_group_size")}
+    evaluate = {key: cfg["evaluate"][key] for key in ("batch_size", "max_samples")}
+    for cls, section, where in [
+        (ModelConfig, cfg["model"], "model"),
+        (SamplingConfig, cfg["sampling"], "sampling"),
+        (EmbedderConfig, cfg["embedder"], "embedder"),
+        (EnvConfig, cfg["env"], "env"),
+        (PrepareConfig, data, "data"),
+        (ModelConfig, teacher_model, "synthesize.teacher_model"),
+        (SynthesizeConfig, syn, "synthesize"),
+        (SFTRecipeConfig, cfg["sft"], "sft"),
+        (RLConfig, rl, "rl"),
+        (EvaluateConfig, evaluate, "evaluate"),
+        (PlotConfig, cfg["figures"], "figures"),
+    ]:
+        from_dict(cls, section, f"{where}.")
+    env_switches = {
+        **{f"rl.variants.{name}": switches for name, switches in variants.items()},
+        **{f"ablations.custom.{name}": switches for name, switches in cfg["ablations"]["custom"].items()},
+    }
+    for where, switches in env_switches.items():
+        from_dict(EnvConfig, {**cfg["env"], **switches}, f"{where}.")
 
 
 class OneLineDumper(yaml.SafeDumper):
