@@ -52,6 +52,12 @@ def replace_dir(tmp: str | os.PathLike, final: str | os.PathLike) -> None:
     fsync_dir(final.parent)
 
 
+def sync(handle) -> None:
+    """Push an open file's writes to the disk (a durable append: it survives a crash of the machine)."""
+    handle.flush()
+    os.fsync(handle.fileno())
+
+
 def fsync_file(path: str | os.PathLike) -> None:
     with open(path, "rb") as handle:
         os.fsync(handle.fileno())
@@ -104,8 +110,7 @@ def append_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> None:
     with open(path, "a", encoding="utf-8") as handle:
         _stall_if_asked(path, handle, text)
         handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
+        sync(handle)
 
 
 def truncate_jsonl(path: str | os.PathLike) -> list[dict]:
@@ -204,8 +209,7 @@ def _stall_if_asked(path: str | os.PathLike, handle, text: str) -> None:
     if _writes[name] != int(nth):
         return
     handle.write(text[: len(text) // 2])
-    handle.flush()
-    os.fsync(handle.fileno())
+    sync(handle)
     Path(marker).touch()
     while True:
         time.sleep(1)

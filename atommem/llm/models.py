@@ -56,6 +56,13 @@ def resolve_model(name: str, cache_dir: str | os.PathLike | None = None) -> str:
     return name  # an existing local folder or a hub id
 
 
+
+def load_tokenizer(name: str):
+    """The HF tokenizer of a model alias, hub id or folder (a model's is `model.tokenizer or model.name`)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(resolve_model(name))
+
 def _build_once(target: Path, build: Callable[[Path], None]) -> Path:
     if (target / "config.json").exists():
         return target

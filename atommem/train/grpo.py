@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from accelerate.utils import DistributedType
 
-from atommem.llm.base import chat_prompt_ids
+from atommem.llm.hf import position_ids
 from atommem.train.rl_config import RLConfig
 
 
@@ -65,26 +65,20 @@ def sampler_is_exact(sampling) -> bool:
     return sampling.temperature == 1.0 and sampling.top_p >= 1.0 and sampling.top_k == 0
 
 
-def build_rows(trajectories, advantages: Sequence[float], tokenizer, use_sampler_logprobs: bool) -> list[TurnRow]:
-    """Every turn of every trajectory becomes a row with its trajectory's advantage.
-
-    Token ids come from the rollout when the turn recorded them (exactly the sampled tokens); otherwise the
-    prompt is re-rendered with the chat template and the response re-tokenised, ending with EOS.
-    """
+def build_rows(trajectories, advantages: Sequence[float], use_sampler_logprobs: bool) -> list[TurnRow]:
+    """Every turn of every trajectory becomes a row with its trajectory's advantage, from exactly the token
+    ids the rollout sampled (a local engine records them on every turn)."""
     rows = []
     for trajectory, advantage in zip(trajectories, advantages, strict=True):
         for turn in trajectory.turns:
-            if turn.completion_ids is not None:
-                prompt_ids, completion_ids = list(turn.prompt_ids), list(turn.completion_ids)
-                sampled = list(turn.logprobs) if turn.logprobs is not None else None
-                logprobs = sampled if use_sampler_logprobs else None
-            else:
-                prompt_ids = chat_prompt_ids(tokenizer, turn.messages)
-                completion_ids = tokenizer(turn.response, add_special_tokens=False)["input_ids"]
-                completion_ids.append(tokenizer.eos_token_id)
-                logprobs = sampled = None
-            if completion_ids:
-                rows.append(TurnRow(prompt_ids, completion_ids, logprobs, float(advantage), sampled))
+            if turn.completion_ids is None:
+                # re-tokenising the text would train on ids the policy never sampled
+                raise ValueError(f"sample {trajectory.sample_id}: turn {turn.turn} has no token ids; RL rollouts "
+                                 "need a local engine (rollout: hf or vllm) that records them")
+            sampled = list(turn.logprobs) if turn.logprobs is not None else None
+            if turn.completion_ids:
+                rows.append(TurnRow(list(turn.prompt_ids), list(turn.completion_ids),
+                                    sampled if use_sampler_logprobs else None, float(advantage), sampled))
     return rows
 
 
@@ -122,7 +116,7 @@ def collate(rows: Sequence[TurnRow], device: torch.device | str = "cpu", pad_id:
     return Batch(
         input_ids=torch.tensor(ids, device=device),
         attention_mask=attention_mask,
-        position_ids=(attention_mask.cumsum(-1) - 1).clamp(min=0),
+        position_ids=position_ids(attention_mask),
         completion_mask=torch.tensor(comp_mask, device=device),
         completion_ids=torch.tensor(comp_ids, device=device),
         old_logprobs=torch.tensor(old, device=device) if len(old) == len(rows) else None,

@@ -363,7 +363,7 @@ def train(cfg: RLConfig) -> Path:
             rewards = [episode_reward(t, e.sample) for t, e in zip(trajectories, episodes, strict=True)]
             advantages = group_advantages(rewards, cfg.group_size, cfg.std_normalize)
             # 5. update
-            rows = build_rows(trajectories, advantages, tokenizer, use_sampler_logprobs)
+            rows = build_rows(trajectories, advantages, use_sampler_logprobs)
             lr = scheduler.get_last_lr()[0]
             start = time.perf_counter()
             update = policy_update(model, ref_model, rows, optimizer, scheduler, accelerator, loss_cfg)
