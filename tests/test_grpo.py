@@ -9,12 +9,9 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from atommem.agent.env import TurnRecord, Trajectory
+from atommem.agent.env import Trajectory, TurnRecord
 from atommem.llm.base import ModelConfig, SamplingConfig, chat_prompt_ids
 from atommem.llm.hf import HFBackend
-from atommem.train.rl_loop import frac_zero_std
-
-
 from atommem.train import grpo
 from atommem.train.grpo import (
     LossConfig,
@@ -27,6 +24,7 @@ from atommem.train.grpo import (
     policy_update,
     token_loss,
 )
+from atommem.train.rl_loop import frac_zero_std
 
 
 def test_group_advantages_subtract_group_mean():

@@ -14,8 +14,8 @@ import logging
 import random
 from collections.abc import Sequence
 
-from atommem.errors import InputError
 from atommem.data.records import LongSample, Paragraph, QARecord, Question
+from atommem.errors import InputError
 
 log = logging.getLogger(__name__)
 

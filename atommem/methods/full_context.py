@@ -8,9 +8,9 @@ question; all questions of a batch go in one generate call.
 from __future__ import annotations
 
 from atommem.data.records import LongSample
+from atommem.eval.metrics import extract_boxed
 from atommem.methods import baseline_prompts as bp
 from atommem.methods.base import MethodContext, MethodResult
-from atommem.eval.metrics import extract_boxed
 from atommem.methods.fixed_workflow import Ledger, batches, check_options, prompt_tokens, window
 
 GAP = "\n...\n"  # marks where the middle of a truncated context was dropped

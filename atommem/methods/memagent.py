@@ -8,9 +8,9 @@ samples of a batch advance together: one generate call per chunk position, one f
 from __future__ import annotations
 
 from atommem.data.records import LongSample
+from atommem.eval.metrics import extract_boxed
 from atommem.methods import baseline_prompts as bp
 from atommem.methods.base import MethodContext, MethodResult
-from atommem.eval.metrics import extract_boxed
 from atommem.methods.fixed_workflow import Ledger, batches, check_options, chunks_of
 
 

@@ -9,12 +9,19 @@ a batch in one generate call. peak_store = chunks indexed.
 from __future__ import annotations
 
 from atommem.data.records import LongSample
+from atommem.eval.metrics import extract_boxed
 from atommem.memory.store import MemoryStore
 from atommem.methods import baseline_prompts as bp
 from atommem.methods.base import MethodContext, MethodResult
-from atommem.eval.metrics import extract_boxed
-from atommem.methods.fixed_workflow import (Ledger, batches, check_options, chunks_of, count_tokens,
-                                      prompt_tokens, window)
+from atommem.methods.fixed_workflow import (
+    Ledger,
+    batches,
+    check_options,
+    chunks_of,
+    count_tokens,
+    prompt_tokens,
+    window,
+)
 
 PASSAGE_OVERHEAD = 16  # tokens of the <chunk>/Passage i wrapper around each retrieved chunk
 

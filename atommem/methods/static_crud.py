@@ -17,10 +17,10 @@ from collections import Counter
 
 from atommem.config import ConfigError
 from atommem.data.records import LongSample
+from atommem.eval.metrics import extract_boxed
 from atommem.memory.store import MemoryEntry, MemoryStore
 from atommem.methods import baseline_prompts as bp
 from atommem.methods.base import MethodContext, MethodResult
-from atommem.eval.metrics import extract_boxed
 from atommem.methods.fixed_workflow import Ledger, batches, check_options, chunks_of, count_tokens
 
 log = logging.getLogger(__name__)
