@@ -23,6 +23,8 @@ from typing import Any
 
 from atommem.errors import InputError
 
+log = logging.getLogger(__name__)
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -135,8 +137,7 @@ def truncate_jsonl(path: str | os.PathLike) -> list[dict]:
             rows.append(row)
         kept += len(line)
     if kept < len(data):
-        logging.getLogger("atommem").warning("%s: dropped %d bytes after its last complete row", path,
-                                             len(data) - kept)
+        log.warning("%s: dropped %d bytes after its last complete row", path, len(data) - kept)
         with atomic_path(path) as tmp:
             tmp.write_bytes(data[:kept])
     return rows

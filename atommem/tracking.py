@@ -24,7 +24,7 @@ from typing import Any
 
 from atommem.config import flatten
 
-log = logging.getLogger("atommem")
+log = logging.getLogger(__name__)
 
 SQLITE_PREFIX = "sqlite:///"
 # MLflow sets sqlite's busy timeout (20 s), but sqlite skips the busy handler when two transactions both

@@ -111,3 +111,22 @@ def test_stage_configs_load_without_the_training_stack():
             heavy = sorted(m for m in direct if m.split(".")[0] in HEAVY)
             assert not heavy, f"{config_module} imports {heavy} through {name}"
             todo += [m for m in direct if m in MODULES]
+
+
+def test_every_logger_is_named_after_its_module():
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "getLogger":
+                assert [ast.unparse(a) for a in node.args] == ["__name__"], f"{name}: {ast.unparse(node)}"
+
+
+def test_comments_cite_only_this_repository():
+    """Citations point at the paper and at docs/ here (method fixes: docs/method-fixes.md), never at files
+    a reader of this repository does not have."""
+    root = PACKAGE.parent
+    outside = ("method.md", "../shared", "method fix")
+    for path in [*PACKAGE.rglob("*.py"), *(root / "tests").glob("*.py"), *(root / "docs").glob("*.md"),
+                 *(root / "workflow").rglob("*.smk"), *(root / "config").glob("*.yaml")]:
+        text = path.read_text()
+        if path.name != Path(__file__).name:
+            assert not [word for word in outside if word in text], path

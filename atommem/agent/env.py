@@ -2,7 +2,7 @@
 
 An Episode is a small state machine. `observe()` retrieves from the store and builds this turn's chat
 messages; `step(generation)` parses the model's response and executes its operations in textual order.
-Every episode owns its scratchpad, store and counters (method fix 3: nothing is shared across episodes).
+Every episode owns its scratchpad, store and counters (docs/method-fixes.md fix 3: nothing is shared across episodes).
 """
 
 from __future__ import annotations
@@ -249,7 +249,7 @@ class Episode:
             return
         if op.name == "read":
             if self.reads_since_write >= self.cfg.query_limit:
-                ignored["read_over_limit"] += 1  # method fix 4: ignore in the reading phase, count it
+                ignored["read_over_limit"] += 1  # fix 4 (docs/method-fixes.md): ignore in the reading phase, count it
                 return
             self._set_query(op, executed, invalid)
             return
@@ -265,7 +265,7 @@ class Episode:
             return True
         if op.name == "read":
             if self.reads_since_write >= self.cfg.query_limit:
-                self._settle_question(None, "read_limit")  # method fix 4: fails this question only
+                self._settle_question(None, "read_limit")  # fix 4 (docs/method-fixes.md): fails this question only
                 return True
             self._set_query(op, executed, invalid)
             return False

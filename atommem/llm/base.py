@@ -16,7 +16,7 @@ from atommem.config import option, require, require_positive
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
-log = logging.getLogger("atommem.llm")
+log = logging.getLogger(__name__)
 
 DTYPE_NAMES = ("float32", "bfloat16", "float16", "auto")  # the hf backend maps them to torch dtypes
 Conversation = list[dict]  # [{"role": "system", "content": ...}, {"role": "user", "content": ...}, ...]

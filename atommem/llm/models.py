@@ -28,7 +28,7 @@ from pathlib import Path
 from atommem.config import ConfigError
 from atommem.io import fsync_tree
 
-log = logging.getLogger("atommem.llm.models")
+log = logging.getLogger(__name__)
 
 HUB_ALIASES = {
     "smollm2-135m-hub": "HuggingFaceTB/SmolLM2-135M-Instruct",

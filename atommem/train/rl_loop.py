@@ -48,7 +48,7 @@ from atommem.train.grpo import LossConfig, build_rows, group_advantages, policy_
 if TYPE_CHECKING:
     from atommem.train.rl_config import RLConfig
 
-log = logging.getLogger("atommem.train")
+log = logging.getLogger(__name__)
 
 OP_NAMES = ("create", "read", "update", "delete", "scratchpad")
 

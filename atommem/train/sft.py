@@ -32,7 +32,7 @@ from atommem.tracking import tracked_run
 if TYPE_CHECKING:
     from atommem.train.sft_config import SFTRecipeConfig
 
-log = logging.getLogger("atommem.train")
+log = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"  # TRL's checkpoint-<step>/ folders, under out_dir
 # transformers writes trainer_state.json last into a checkpoint: a folder without a readable one was cut
