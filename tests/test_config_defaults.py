@@ -88,11 +88,17 @@ def test_config_yaml_equals_the_dataclass_defaults_but_for_the_cpu_sizing():
     assert CPU_SIZING - departing == set(), "CPU_SIZING names a key config.yaml no longer departs on"
 
 
-def test_every_recipe_field_has_help():
-    for instance in {type(i): i for i in SECTIONS.values()}.values():
-        if isinstance(instance, RLConfig | SFTRecipeConfig | SynthesizeConfig | EnvConfig | ModelConfig):
-            for f in dataclasses.fields(instance):
-                assert f.metadata.get("help"), f"{type(instance).__name__}.{f.name} has no help"
+def test_every_config_field_has_help():
+    from atommem.eval.judge import JudgeConfig
+    from atommem.llm.base import SamplingConfig
+    from atommem.recipes.compare import CompareConfig
+    from atommem.recipes.convert_model import ConvertModelConfig
+
+    for cls in (RLConfig, SFTRecipeConfig, SynthesizeConfig, EnvConfig, ModelConfig, SamplingConfig, EvaluateConfig,
+                PrepareConfig, EmbedderConfig, TrackingConfig, PlotConfig, CompareConfig, JudgeConfig,
+                ConvertModelConfig):
+        for f in dataclasses.fields(cls):
+            assert f.metadata.get("help"), f"{cls.__name__}.{f.name} has no help"
 
 
 def leaves(mapping: dict, prefix: str = "") -> dict:
