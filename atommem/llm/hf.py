@@ -14,14 +14,7 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, DynamicCache
 
-from atommem.llm.base import (
-    Conversation,
-    Generation,
-    ModelConfig,
-    SamplingConfig,
-    generation_prompt_ids,
-    row_seed,
-)
+from atommem.llm.base import Conversation, Generation, ModelConfig, SamplingConfig, generation_prompt_ids, row_seed
 from atommem.llm.models import load_tokenizer, resolve_model
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}
