@@ -26,7 +26,10 @@ $(VENV)/.installed: pyproject.toml
 run: install
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --profile profiles/local --cores $(CORES)
 
+# the format and lint checks first: they take seconds, the tests half an hour
 test: install
+	$(BIN)/ruff check .
+	$(BIN)/snakefmt --check workflow/
 	$(BIN)/pytest -q
 
 clean-results:

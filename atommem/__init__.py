@@ -4,4 +4,4 @@ import logging
 
 __version__ = "0.1.0"
 
-logging.getLogger("atommem").addHandler(logging.NullHandler())
+logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="atommem", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
-    for name, (module, help_text) in STAGES.items():
+    for name, (_module, help_text) in STAGES.items():
         p = sub.add_parser(name, help=help_text, description=help_text)  # subparsers share the parser class
         p.add_argument("--config", help="YAML/JSON config file for this stage, or an inline {...} mapping")
         p.add_argument(
@@ -60,8 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = from_dict(recipe.CONFIG_CLASS, load_config(args.config, args.overrides))
         if args.print_config:
-            import yaml
             from dataclasses import asdict
+
+            import yaml
 
             print(yaml.safe_dump(asdict(cfg), sort_keys=False))
             return 0

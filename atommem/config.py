@@ -26,6 +26,16 @@ class ConfigError(InputError):
     """A config file, key or value is wrong; the message names it."""
 
 
+def option(default: Any, help: str) -> Any:  # noqa: A002 (the metadata key TRL and HfArgumentParser use)
+    """A config field with its default and help text, the one place both are written; a list, dict or
+    dataclass default (a callable or a mutable value) is made fresh for every instance."""
+    if callable(default):
+        return dataclasses.field(default_factory=default, metadata={"help": help})
+    if isinstance(default, list | dict):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help})
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
 def require(ok: bool, key: str, expected: str, value: Any) -> None:
     """Fail with '<key>: expected <expected>, got <value>' unless `ok` (a range check in __post_init__)."""
     if not ok:

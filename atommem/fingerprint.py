@@ -22,7 +22,7 @@ import yaml
 
 from atommem.io import read_json, write_json_atomic, write_text_atomic
 
-log = logging.getLogger("atommem")
+log = logging.getLogger(__name__)
 
 FINGERPRINT_FILE = "fingerprint.json"
 CONFIG_FILE = "config.yaml"

@@ -23,6 +23,8 @@ from typing import Any
 
 from atommem.errors import InputError
 
+log = logging.getLogger(__name__)
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -50,6 +52,12 @@ def replace_dir(tmp: str | os.PathLike, final: str | os.PathLike) -> None:
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     fsync_dir(final.parent)
+
+
+def sync(handle) -> None:
+    """Push an open file's writes to the disk (a durable append: it survives a crash of the machine)."""
+    handle.flush()
+    os.fsync(handle.fileno())
 
 
 def fsync_file(path: str | os.PathLike) -> None:
@@ -104,8 +112,7 @@ def append_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> None:
     with open(path, "a", encoding="utf-8") as handle:
         _stall_if_asked(path, handle, text)
         handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
+        sync(handle)
 
 
 def truncate_jsonl(path: str | os.PathLike) -> list[dict]:
@@ -130,8 +137,7 @@ def truncate_jsonl(path: str | os.PathLike) -> list[dict]:
             rows.append(row)
         kept += len(line)
     if kept < len(data):
-        logging.getLogger("atommem").warning("%s: dropped %d bytes after its last complete row", path,
-                                             len(data) - kept)
+        log.warning("%s: dropped %d bytes after its last complete row", path, len(data) - kept)
         with atomic_path(path) as tmp:
             tmp.write_bytes(data[:kept])
     return rows
@@ -204,8 +210,7 @@ def _stall_if_asked(path: str | os.PathLike, handle, text: str) -> None:
     if _writes[name] != int(nth):
         return
     handle.write(text[: len(text) // 2])
-    handle.flush()
-    os.fsync(handle.fileno())
+    sync(handle)
     Path(marker).touch()
     while True:
         time.sleep(1)

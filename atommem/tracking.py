@@ -18,13 +18,13 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from atommem.config import flatten
+from atommem.config import flatten, option
 
-log = logging.getLogger("atommem")
+log = logging.getLogger(__name__)
 
 SQLITE_PREFIX = "sqlite:///"
 # MLflow sets sqlite's busy timeout (20 s), but sqlite skips the busy handler when two transactions both
@@ -35,15 +35,15 @@ LOCKED_RETRY_S = 120.0
 
 @dataclass
 class TrackingConfig:
-    enabled: bool = False
-    tracking_uri: str = "sqlite:///results/mlflow.db"
-    experiment: str = "atommem"
+    enabled: bool = option(False, "log runs to MLflow")
+    tracking_uri: str = option("sqlite:///results/mlflow.db", "tracking store")
+    experiment: str = option("atommem", "experiment name")
     # None: an `mlartifacts/` folder beside the sqlite file, as an absolute file URI (MLflow's default is
     # relative to the CWD of whichever process first creates the experiment)
-    artifact_location: str | None = None
-    run_name: str | None = None
-    tags: dict = field(default_factory=dict)
-    parent_run_id: str | None = None
+    artifact_location: str | None = option(None, "artifact folder; null = mlartifacts/ beside the sqlite file (an absolute file URI)")
+    run_name: str | None = option(None, "MLflow run name")
+    tags: dict = option(dict, "run tags")
+    parent_run_id: str | None = option(None, "nest this run under that one")
 
 
 def sqlite_path(tracking_uri: str) -> Path | None:

@@ -66,7 +66,7 @@ def main() -> None:
     timer = RolloutTimer()
     trajectories = run_lockstep(episodes, engine, sampling, progress=False, timer=timer)
     rewards = [episode_reward(t, e.sample) for t, e in zip(trajectories, episodes, strict=True)]
-    rows = build_rows(trajectories, group_advantages(rewards, args.group_size), policy.tokenizer,
+    rows = build_rows(trajectories, group_advantages(rewards, args.group_size),
                       use_sampler_logprobs=sampler_is_exact(sampling))
     update_start = time.perf_counter()
     stats = policy_update(model, ref_model, rows, optimizer, scheduler, accelerator,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from atommem.data.records import LongSample, Paragraph, Question
 from atommem.data.longcontext import render_context
+from atommem.data.records import LongSample, Paragraph, Question
 from atommem.llm.base import Generation
 
 

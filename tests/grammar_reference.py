@@ -1,4 +1,4 @@
-"""A second, deliberately plain implementation of the operation grammar (method.md section 3), written
+"""A second, deliberately plain implementation of the operation grammar (the paper's operation tags; docs/method-fixes.md fixes 1, 2, 8), written
 without regular expressions, for tests/test_fuzz.py to compare atommem.agent.ops against.
 
 The rules, as the method states them: ops are paired tags found left to right; a tag's body runs to the

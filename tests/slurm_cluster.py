@@ -93,7 +93,7 @@ class LocalSlurm:
         self.created: list[Path] = []  # files and folders outside state_dir that we made, removed on exit
         self.munge_dir: Path | None = None
 
-    def __enter__(self) -> "LocalSlurm":
+    def __enter__(self) -> LocalSlurm:
         # Debian's munge package writes a key when it is installed: a key that was not there before is ours
         key_existed = MUNGE_KEY.exists()
         install_packages()

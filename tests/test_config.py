@@ -4,7 +4,7 @@ import pytest
 
 from atommem.config import ConfigError, from_dict, load_config
 from atommem.recipes.evaluate import EvaluateConfig
-from atommem.recipes.rl import RLConfig
+from atommem.train.rl_config import RLConfig
 
 
 def test_overrides_and_inline_json():

@@ -1,11 +1,11 @@
 """The episode environment: reading/answer phases, op semantics, the method's fixes, ablations."""
 
 import pytest
+from agent_helpers import ScriptedLLM, generation, make_sample
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from transformers import AutoTokenizer
 
-from agent_helpers import ScriptedLLM, generation, make_sample
 from atommem.agent.env import EnvConfig, Episode
 from atommem.agent.prompts import SECTION_TAGS
 from atommem.agent.runner import run_lockstep

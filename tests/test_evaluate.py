@@ -32,7 +32,7 @@ def test_evaluate_writes_scored_outputs(tmp_path, samples_file):
     path, samples = samples_file
     assert run(path, tmp_path / "out") == 0
     predictions = [json.loads(line) for line in (tmp_path / "out/predictions.jsonl").read_text().splitlines()]
-    assert len(predictions) == sum(len(s.questions) for s in samples)  # every sample scored (fix 5)
+    assert len(predictions) == sum(len(s.questions) for s in samples)  # every sample scored (docs/method-fixes.md fix 5)
     assert {p["sample_id"] for p in predictions} == {s.id for s in samples}
     assert all(p["cost_llm_calls"] >= 1 and p["cost_amplification"] > 0 for p in predictions)
     summary = json.loads((tmp_path / "out/summary.json").read_text())

@@ -19,11 +19,11 @@ import random
 from collections import Counter
 
 import pytest
-
 from agent_helpers import generation, make_sample
+from grammar_reference import TAGS, reference_parse
+
 from atommem.agent.env import EnvConfig, Episode
 from atommem.agent.ops import OP_TAGS, STORE_OPS, parse_response
-from grammar_reference import TAGS, reference_parse
 
 SCALE = float(os.environ.get("ATOMMEM_FUZZ_SCALE", "1"))
 SEED = int(os.environ.get("ATOMMEM_FUZZ_SEED", "20260530"))

@@ -9,11 +9,9 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from atommem.agent.env import TurnRecord, Trajectory
-from atommem.llm.base import chat_prompt_ids
-from atommem.train.rl_loop import frac_zero_std
-
-
+from atommem.agent.env import Trajectory, TurnRecord
+from atommem.llm.base import ModelConfig, SamplingConfig, chat_prompt_ids
+from atommem.llm.hf import HFBackend
 from atommem.train import grpo
 from atommem.train.grpo import (
     LossConfig,
@@ -26,6 +24,7 @@ from atommem.train.grpo import (
     policy_update,
     token_loss,
 )
+from atommem.train.rl_loop import frac_zero_std
 
 
 def test_group_advantages_subtract_group_mean():
@@ -83,22 +82,19 @@ def _trajectory(turns):
                       peak_store_size=0)
 
 
-def test_build_rows_use_rollout_ids_or_retokenise(tiny_model_dir):
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+def test_build_rows_take_the_rollout_ids_and_refuse_a_turn_without_them():
     messages = [{"role": "system", "content": "sys"}, {"role": "user", "content": "hello"}]
     sampled = _turn(messages, "x", ([1, 2, 3], [7, 8], [-0.1, -0.2]))
-    recomputed = _turn(messages, "<add_memory>fact</add_memory>")
-    rows = build_rows([_trajectory([sampled]), _trajectory([recomputed])], [0.5, -0.5], tokenizer,
-                      use_sampler_logprobs=True)
-    assert rows[0] == TurnRow([1, 2, 3], [7, 8], [-0.1, -0.2], 0.5, sampler_logprobs=[-0.1, -0.2])
-    assert rows[1].prompt_ids == chat_prompt_ids(tokenizer, messages)
-    assert tokenizer.decode(rows[1].completion_ids[:-1]) == "<add_memory>fact</add_memory>"
-    assert rows[1].completion_ids[-1] == tokenizer.eos_token_id
-    assert rows[1].old_logprobs is None and rows[1].advantage == -0.5
+    rows = build_rows([_trajectory([sampled])], [0.5], use_sampler_logprobs=True)
+    assert rows == [TurnRow([1, 2, 3], [7, 8], [-0.1, -0.2], 0.5, sampler_logprobs=[-0.1, -0.2])]
 
-    no_sampler = build_rows([_trajectory([sampled])], [0.5], tokenizer, use_sampler_logprobs=False)
+    no_sampler = build_rows([_trajectory([sampled])], [0.5], use_sampler_logprobs=False)
     assert no_sampler[0].old_logprobs is None
     assert no_sampler[0].sampler_logprobs == [-0.1, -0.2]  # still kept for the sampler/trainer gap
+
+    text_only = _turn(messages, "<add_memory>fact</add_memory>")  # e.g. from an HTTP backend
+    with pytest.raises(ValueError, match="turn 0 has no token ids"):
+        build_rows([_trajectory([text_only])], [0.5], use_sampler_logprobs=True)
 
 
 def _rows(tokenizer):
@@ -246,3 +242,40 @@ def test_wrapped_parameter_names_map_to_checkpoint_names():
                            ".self_attn.q_proj.weight") == "model.layers.0.self_attn.q_proj.weight")  # FSDP1 + ckpt
     assert unwrapped_name("lm_head.weight") == "lm_head.weight"
     assert unwrapped_name("model.submodule.weight") == "model.submodule.weight"  # only a leading `module.`
+
+
+CONVERSATIONS = [
+    [{"role": "user", "content": "hi"}],
+    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is the capital of France?"}],
+    [{"role": "user", "content": "x y z"}],
+]
+
+
+@pytest.mark.parametrize("sampling", [SamplingConfig(max_new_tokens=12),
+                                      SamplingConfig(temperature=0.8, top_p=0.95, top_k=50, max_new_tokens=12, seed=7)],
+                         ids=["greedy", "sampled"])
+def test_sampler_logprobs_are_the_teacher_forced_training_logprobs(tiny_model_dir, sampling):
+    """What the HF engine reports per sampled token is what the update computes for it: one log-prob
+    function (completion_logprobs) for training, the reference and the logprob gap."""
+    llm = HFBackend(ModelConfig(name=tiny_model_dir, max_batch_size=3))
+    gens = llm.generate(CONVERSATIONS, sampling)
+    rows = [TurnRow(g.prompt_ids, g.completion_ids, None, 0.0) for g in gens]
+    with torch.no_grad():
+        forced, _ = completion_logprobs(llm.model, collate(rows, llm.device, llm.pad_id), sampling.temperature)
+    for i, gen in enumerate(gens):
+        assert torch.allclose(torch.tensor(gen.logprobs), forced[i, : len(gen.completion_ids)], atol=1e-4)
+
+
+def test_a_rows_logprobs_do_not_depend_on_its_batch(tiny_model_dir):
+    """Rows of uneven prompt and completion lengths, padded together, score as they do alone, with grad."""
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    prompts = [chat_prompt_ids(tokenizer, c) for c in CONVERSATIONS]
+    rows = [TurnRow(p, c, None, 0.0) for p, c in zip(prompts, [[11, 12, 13], [14], [15, 16]], strict=True)]
+    together, _ = completion_logprobs(model, collate(rows))
+    assert together.requires_grad
+    for i, row in enumerate(rows):
+        with torch.no_grad():
+            alone, _ = completion_logprobs(model, collate([row]))
+        n = len(row.completion_ids)
+        assert torch.allclose(alone[0], together[i, :n].detach(), atol=1e-4)

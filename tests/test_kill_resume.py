@@ -18,11 +18,11 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
+from test_checkpoint import _write_run_config
 
 from atommem.data.loaders import load_benchmark, shipped_sample
 from atommem.data.longcontext import build_long_samples
 from atommem.io import STALL_ENV, read_jsonl, write_jsonl_atomic
-from test_checkpoint import _write_run_config
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}

@@ -80,25 +80,6 @@ def test_top_k_1_and_tiny_top_p_equal_greedy(llm):
         assert [g.completion_ids for g in llm.generate(CONVERSATIONS, sampling)] == greedy
 
 
-@pytest.mark.parametrize("sampling", [GREEDY, SAMPLED], ids=["greedy", "sampled"])
-def test_logprobs_match_teacher_forcing(llm, sampling):
-    gens = llm.generate(CONVERSATIONS, sampling)
-    forced = llm.logprobs([g.prompt_ids for g in gens], [g.completion_ids for g in gens], sampling.temperature)
-    for gen, lp in zip(gens, forced):
-        assert lp.shape == (len(gen.completion_ids),)
-        assert torch.allclose(torch.tensor(gen.logprobs), lp, atol=1e-4)
-
-
-def test_logprobs_with_grad_and_uneven_lengths(llm):
-    prompts = [base.chat_prompt_ids(llm.tokenizer, c) for c in CONVERSATIONS]
-    completions = [[11, 12, 13], [14], [15, 16]]
-    with_grad = llm.logprobs(prompts, completions, temperature=1.0, grad=True)
-    assert [lp.shape[0] for lp in with_grad] == [3, 1, 2]
-    assert all(lp.requires_grad for lp in with_grad)
-    one = llm.logprobs(prompts[1:2], completions[1:2], temperature=1.0)[0]
-    assert not one.requires_grad and torch.allclose(one, with_grad[1].detach(), atol=1e-4)
-
-
 def test_eos_stops_and_is_kept(tiny_model_dir):
     llm = HFBackend(ModelConfig(name=tiny_model_dir))
     first = llm.generate(CONVERSATIONS[:1], GREEDY)[0].completion_ids[0]

@@ -20,6 +20,7 @@ from atommem.data.longcontext import MAX_GROUP_SIZE, build_long_samples, context
 from atommem.data.records import LongSample, Paragraph, QARecord
 from atommem.io import read_jsonl
 
+
 @cache
 def records(benchmark: str) -> tuple[QARecord, ...]:
     return tuple(load_benchmark(benchmark, shipped_sample(benchmark)))

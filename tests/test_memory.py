@@ -17,7 +17,6 @@ from atommem.memory import (
     build_embedder,
 )
 
-
 # ---------- embedders ----------
 
 def test_hashing_embedder_is_deterministic_across_instances_and_processes():

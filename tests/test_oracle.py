@@ -60,8 +60,8 @@ def test_oracle_trajectories_are_valid_and_answer_correctly(tokenizer):
 def test_oracle_respects_a_scratchpad_only_ablation(tokenizer):
     samples = _samples()[:2]
     env = EnvConfig(chunk_tokens=256, chunk_overlap=64, max_turns=400, use_store=False)
-    episodes, trajectories = _play(samples, env, tokenizer)
-    for episode, trajectory, sample in zip(episodes, trajectories, samples):
+    _, trajectories = _play(samples, env, tokenizer)
+    for trajectory, sample in zip(trajectories, samples, strict=True):
         assert not trajectory.truncated
         assert {op["name"] for turn in trajectory.turns for op in turn.ops} <= {"scratchpad", "answer"}
         assert all(turn.invalid == {} and turn.ignored == {} for turn in trajectory.turns)

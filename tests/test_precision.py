@@ -7,8 +7,8 @@ from accelerate import Accelerator
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from atommem.llm.base import ModelConfig, SamplingConfig, chat_prompt_ids
-from atommem.recipes.rl import RLConfig
 from atommem.train.grpo import LossConfig, TurnRow, policy_update, sampler_is_exact
+from atommem.train.rl_config import RLConfig
 from atommem.train.rl_loop import load_policy, load_reference
 
 

@@ -45,7 +45,7 @@ class Traj:
 
 
 def test_each_answer_is_scored_against_its_own_question_only():
-    # fix 7: answer 1 equals question 2's gold; the reference bug credited it
+    # docs/method-fixes.md fix 7: answer 1 equals question 2's gold; the reference bug credited it
     sample = Sample("s", [Q("q1", "Capital of France?", ["Paris"]), Q("q2", "Capital of Italy?", ["Rome"])])
     rows = score_trajectory(Traj("s", ["Rome", None]), sample)
     assert [(r["question_id"], r["em"], r["f1"]) for r in rows] == [("q1", 0.0, 0.0), ("q2", 0.0, 0.0)]

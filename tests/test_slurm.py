@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from slurm_cluster import LocalSlurm, SlurmUnavailable, daemons_running
 from test_workflow import ENV, FINAL, SNAKEMAKE, workdir
 

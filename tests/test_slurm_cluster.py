@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-
 import pytest
-
 import slurm_cluster
 from slurm_cluster import LocalSlurm, node_ready
 

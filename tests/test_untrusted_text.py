@@ -6,6 +6,7 @@ the special-token-free tokenization of contents) fails a case here.
 
 from __future__ import annotations
 
+import functools
 import re
 
 import pytest
@@ -55,7 +56,7 @@ def user_message(**text) -> list[dict]:
 
 # (prompt, untrusted field) -> a function building that prompt with `text` in that field
 BUILDERS = {
-    **{("agent", f): (lambda f: lambda t: user_message(**{f: t}))(f)
+    **{("agent", f): functools.partial(lambda field, t: user_message(**{field: t}), f)
        for f in ("questions", "scratchpad", "query", "memories", "chunk", "answer_question")},
     ("memagent_read", "questions"): lambda t: bp.memagent_read([t], HARMLESS, HARMLESS, 0, 2),
     ("memagent_read", "memory"): lambda t: bp.memagent_read([HARMLESS], t, HARMLESS, 0, 2),

@@ -31,8 +31,8 @@ from atommem.llm.base import ModelConfig, SamplingConfig, build_llm  # noqa: E40
 from atommem.llm.hf import HFBackend  # noqa: E402
 from atommem.llm.openai_api import wait_until_ready  # noqa: E402
 from atommem.memory.embedders import EmbedderConfig  # noqa: E402
-from atommem.recipes.rl import RLConfig  # noqa: E402
 from atommem.train import rl_loop  # noqa: E402
+from atommem.train.rl_config import RLConfig  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

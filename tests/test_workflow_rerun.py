@@ -12,7 +12,6 @@ import subprocess
 
 import pytest
 import yaml
-
 from test_workflow import ENV, SNAKEMAKE, workdir
 
 TEST_CONFIG = "config/test.yaml"

@@ -2,19 +2,19 @@
 
 An Episode is a small state machine. `observe()` retrieves from the store and builds this turn's chat
 messages; `step(generation)` parses the model's response and executes its operations in textual order.
-Every episode owns its scratchpad, store and counters (method fix 3: nothing is shared across episodes).
+Every episode owns its scratchpad, store and counters (docs/method-fixes.md fix 3: nothing is shared across episodes).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from atommem.agent import prompts
 from atommem.agent.chunking import chunk_text
 from atommem.agent.ops import STORE_OPS, Op, parse_response
-from atommem.config import ConfigError, require, require_positive
+from atommem.config import ConfigError, option, require, require_positive
 from atommem.data.records import LongSample
 from atommem.llm.base import Conversation, Generation
 from atommem.memory.store import MemoryEntry, MemoryStore
@@ -24,18 +24,18 @@ WRITE_OPS = ("create", "update", "delete", "scratchpad")
 
 @dataclass
 class EnvConfig:
-    chunk_tokens: int = 4000
-    chunk_overlap: int = 100
-    max_chunks: int = 40
-    top_k: int = 6
-    retrieval_token_budget: int = 4096
-    query_limit: int = 3
-    max_turns: int = 41
-    initial_query: str = "No query yet"
-    use_scratchpad: bool = True
-    use_store: bool = True
-    disabled_ops: list[str] = field(default_factory=list)  # any of create/read/update/delete
-    store_all: bool = False  # every chunk inserted into the store up front; Create and the reading turns go
+    chunk_tokens: int = option(4000, "tokens per context chunk (paper: 4000)")
+    chunk_overlap: int = option(100, "overlap tokens on each side of a chunk (paper: 100)")
+    max_chunks: int = option(40, "longer inputs are centre-truncated (paper: 40)")
+    top_k: int = option(6, "memory entries retrieved per turn (paper: 6)")
+    retrieval_token_budget: int = option(4096, "token cap of the retrieved block (paper: 4096)")
+    query_limit: int = option(3, "Reads in a row allowed per question (paper: 3)")
+    max_turns: int = option(41, "turn cap of an episode, both phases (reference: 41)")
+    initial_query: str = option("No query yet", "the query before the first Read")
+    use_scratchpad: bool = option(True, "show and allow the scratchpad")
+    use_store: bool = option(True, "show and allow the memory store")
+    disabled_ops: list[str] = option(list, "operations the environment ignores: any of create/read/update/delete")
+    store_all: bool = option(False, "every chunk inserted into the store up front; Create and the reading turns go")
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.disabled_ops) - set(STORE_OPS))
@@ -249,7 +249,7 @@ class Episode:
             return
         if op.name == "read":
             if self.reads_since_write >= self.cfg.query_limit:
-                ignored["read_over_limit"] += 1  # method fix 4: ignore in the reading phase, count it
+                ignored["read_over_limit"] += 1  # fix 4 (docs/method-fixes.md): ignore in the reading phase, count it
                 return
             self._set_query(op, executed, invalid)
             return
@@ -265,7 +265,7 @@ class Episode:
             return True
         if op.name == "read":
             if self.reads_since_write >= self.cfg.query_limit:
-                self._settle_question(None, "read_limit")  # method fix 4: fails this question only
+                self._settle_question(None, "read_limit")  # fix 4 (docs/method-fixes.md): fails this question only
                 return True
             self._set_query(op, executed, invalid)
             return False

@@ -1,8 +1,8 @@
 """The operation grammar: paired XML-like tags in the model's free text, parsed in textual order.
 
-Only the model's response is ever parsed (method fix 8). The parser never raises: a malformed tag is
-skipped and counted as `invalid_op/<name>`, the rest of the response still executes (fix 2), and a
-response without any valid tag is counted as `invalid_turn` (fix 1).
+Only the model's response is ever parsed (fix 8 of docs/method-fixes.md). The parser never raises: a
+malformed tag is skipped and counted as `invalid_op/<name>`, the rest of the response still executes
+(fix 2), and a response without any valid tag is counted as `invalid_turn` (fix 1).
 """
 
 from __future__ import annotations

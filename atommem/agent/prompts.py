@@ -1,10 +1,10 @@
 """The one prompt format of the agent: a system message with the operation rules and a user message
 with the memory state and the current input. Evaluation, trajectory synthesis and RL all call these
-functions, so the policy is always trained and scored on the same layout (method fix 6).
+functions, so the policy is always trained and scored on the same layout (fix 6 of docs/method-fixes.md).
 
 Untrusted text (documents, memory entries, the scratchpad, the query, questions) is escaped before it
 enters the prompt: a document that contains `<add_memory>` or `</chunk>` can neither look like an
-operation nor close a prompt section early (method fix 8), and one with `<|im_end|>` shows no
+operation nor close a prompt section early (fix 8 of docs/method-fixes.md), and one with `<|im_end|>` shows no
 chat-template control string even to a server that renders the template itself. (Local backends also
 tokenize message contents without special tokens: atommem.llm.base.chat_prompt_ids.)
 """

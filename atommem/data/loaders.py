@@ -11,9 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from atommem.data.records import Paragraph, QARecord, split_sentences
 from atommem.errors import InputError
 from atommem.io import read_text
-from atommem.data.records import Paragraph, QARecord, split_sentences
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

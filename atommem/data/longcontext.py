@@ -1,4 +1,5 @@
-"""Long-context multi-question samples built from benchmark records (method.md section 4).
+"""Long-context multi-question samples built from benchmark records, as the paper builds them: groups of
+1..10 questions, their own paragraphs plus random ones up to N documents.
 
 Questions are taken in file order and cut into consecutive groups of 1..10; each group becomes one
 sample whose documents are its questions' own paragraphs plus random paragraphs from the split's pool,
@@ -14,8 +15,8 @@ import logging
 import random
 from collections.abc import Sequence
 
-from atommem.errors import InputError
 from atommem.data.records import LongSample, Paragraph, QARecord, Question
+from atommem.errors import InputError
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import requests
 
-from atommem.config import require, require_positive
+from atommem.config import option, require, require_positive
 
 SYSTEM_PROMPT = (
     "You grade answers to questions. Reply with exactly one word: PASS if the predicted answer means "
@@ -28,14 +28,14 @@ _THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
 
 @dataclass
 class JudgeConfig:
-    base_url: str | None = None  # e.g. http://127.0.0.1:8000/v1
-    model: str = ""
-    api_key_env: str = "OPENAI_API_KEY"  # env var holding the key; unset = no auth header
-    max_workers: int = 8
-    enabled: bool = False
-    max_tokens: int = 16
-    timeout_s: float = 120.0
-    max_attempts: int = 3
+    base_url: str | None = option(None, "e.g. http://127.0.0.1:8000/v1")
+    model: str = option("", "the judge model's served name")
+    api_key_env: str = option("OPENAI_API_KEY", "env var holding the key; unset = no auth header")
+    max_workers: int = option(8, "concurrent judge requests")
+    enabled: bool = option(False, "judge the answers")
+    max_tokens: int = option(16, "tokens of the judge's verdict")
+    timeout_s: float = option(120.0, "seconds per request")
+    max_attempts: int = option(3, "tries per request (with backoff)")
 
     def __post_init__(self) -> None:
         require_positive(self, "max_workers", "max_tokens", "max_attempts")

@@ -1,7 +1,7 @@
 """Answer metrics: boxed-answer extraction, SQuAD normalisation, exact match and token F1.
 
 Each prediction is compared with the gold answers (gold first, then aliases) of its OWN question and
-the best match counts (fix 7 of method.md: never against another question's golds). The F1 follows
+the best match counts (fix 7 of docs/method-fixes.md: never against another question's golds). The F1 follows
 HotpotQA's official evaluation, including its yes/no/noanswer rule.
 """
 
@@ -21,7 +21,7 @@ def extract_boxed(text: str | None, require_box: bool = False) -> str | None:
     with `require_box`.
 
     The agent's <final_answer> (and so the RL reward) requires the box, the format the policy is taught
-    (method.md): crediting bare text would reward answers in a format it was never meant to learn. The
+    (the paper's <final_answer>\boxed{...}): crediting bare text would reward answers in a format it was never meant to learn. The
     prompted baselines' free-form replies are read leniently (their best score, a conservative comparison).
     Returns None for an empty text, or when a \\boxed{ is present but none is closed (a truncated
     answer): guessing where it ends would credit half-written answers.

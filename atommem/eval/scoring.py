@@ -1,6 +1,6 @@
 """Score trajectories against their samples: one row per question, then macro/micro summaries.
 
-Fix 5 of method.md: every sample is scored (score_trajectories refuses a missing or duplicate one).
+Fix 5 of docs/method-fixes.md: every sample is scored (score_trajectories refuses a missing or duplicate one).
 Fix 7: each answer is compared with its own question's gold answers only.
 Macro = mean over samples of the per-sample mean (the paper's "fraction of questions correct per
 sample"); micro = mean over all questions.

@@ -11,12 +11,12 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from atommem.config import require, require_positive
+from atommem.config import option, require, require_positive
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
-log = logging.getLogger("atommem.llm")
+log = logging.getLogger(__name__)
 
 DTYPE_NAMES = ("float32", "bfloat16", "float16", "auto")  # the hf backend maps them to torch dtypes
 Conversation = list[dict]  # [{"role": "system", "content": ...}, {"role": "user", "content": ...}, ...]
@@ -24,11 +24,12 @@ Conversation = list[dict]  # [{"role": "system", "content": ...}, {"role": "user
 
 @dataclass
 class SamplingConfig:
-    temperature: float = 0.0  # 0 = greedy
-    top_p: float = 1.0
-    top_k: int = 0  # 0 = off
-    max_new_tokens: int = 256
-    seed: int = 0
+    temperature: float = option(0.0, "0 = greedy")
+    top_p: float = option(1.0, "nucleus sampling")
+    top_k: int = option(0, "0 = off")
+    # the CPU workflow's turn length; the paper's runs (config/paper.yaml) allow 2048
+    max_new_tokens: int = option(64, "tokens generated per turn")
+    seed: int = option(0, "sampling seed")
 
     def __post_init__(self) -> None:
         require(self.temperature >= 0, "temperature", ">= 0 (0 = greedy)", self.temperature)
@@ -50,20 +51,20 @@ class Generation:
 
 @dataclass
 class ModelConfig:
-    name: str = "smollm2-135m"  # alias, hub id or local folder
-    backend: str = "hf"  # "hf" | "openai" | "vllm"
-    base_url: str | None = None  # openai backend, e.g. http://localhost:8000/v1
-    api_key_env: str = "OPENAI_API_KEY"
-    tokenizer: str | None = None  # defaults to name
-    dtype: str = "float32"
-    device: str = "auto"
-    max_batch_size: int = 8
-    max_model_len: int = 8192
-    request_timeout: float = 600.0  # openai: seconds per HTTP request
-    max_retries: int = 4  # openai: retries on connection errors / 5xx, with exponential backoff
-    tensor_parallel_size: int = 1  # vllm
-    gpu_memory_utilization: float = 0.85  # vllm
-    seed: int = 0  # vllm engine seed
+    name: str = option("smollm2-135m", "alias (smollm2-135m, tiny-random, qwen3-8b ...), hub id or local folder")
+    backend: str = option("hf", "generation backend: hf | openai | vllm")
+    base_url: str | None = option(None, "openai backend: server URL, e.g. http://localhost:8000/v1")
+    api_key_env: str = option("OPENAI_API_KEY", "openai backend: env var holding the key")
+    tokenizer: str | None = option(None, "tokenizer name or folder (null = name)")
+    dtype: str = option("float32", "weights dtype: float32 | bfloat16 | float16 | auto")
+    device: str = option("auto", "torch device of the hf backend")
+    max_batch_size: int = option(8, "micro-batch size of one generate call")
+    max_model_len: int = option(8192, "context window in tokens")
+    request_timeout: float = option(600.0, "openai backend: seconds per HTTP request")
+    max_retries: int = option(4, "openai backend: retries on connection errors / 5xx, with exponential backoff")
+    tensor_parallel_size: int = option(1, "vllm backend: GPUs per engine")
+    gpu_memory_utilization: float = option(0.85, "vllm backend: GPU memory fraction")
+    seed: int = option(0, "vllm backend: engine seed")
 
     def __post_init__(self) -> None:
         require(self.backend in BACKENDS, "backend", f"one of {', '.join(BACKENDS)}", self.backend)

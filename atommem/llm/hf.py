@@ -2,8 +2,8 @@
 
 Our own decoding loop (not `model.generate`) so that each row samples from its own seeded
 `torch.Generator` (results do not depend on micro-batching or on the global RNG) and so that the
-log-prob of every sampled token comes out of the same forward pass. The GRPO trainer reuses `model`,
-`tokenizer` and `logprobs()` of this object.
+log-prob of every sampled token comes out of the same forward pass. The GRPO trainer shares `model` and
+`tokenizer` of this object; its teacher-forced log-probs are atommem.train.grpo.completion_logprobs.
 """
 
 from __future__ import annotations
@@ -12,17 +12,10 @@ from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
-from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+from transformers import AutoModelForCausalLM, DynamicCache
 
-from atommem.llm.base import (
-    Conversation,
-    Generation,
-    ModelConfig,
-    SamplingConfig,
-    generation_prompt_ids,
-    row_seed,
-)
-from atommem.llm.models import resolve_model
+from atommem.llm.base import Conversation, Generation, ModelConfig, SamplingConfig, generation_prompt_ids, row_seed
+from atommem.llm.models import load_tokenizer, resolve_model
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}
 
@@ -33,8 +26,7 @@ class HFBackend:
             raise ValueError(f"model.dtype: unknown dtype {cfg.dtype!r}; valid: {', '.join(DTYPES)}")
         self.cfg = cfg
         path = resolve_model(cfg.name)
-        tokenizer_path = resolve_model(cfg.tokenizer) if cfg.tokenizer else path
-        self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
+        self.tokenizer = load_tokenizer(cfg.tokenizer or cfg.name)
         self.device = torch.device(_pick_device(cfg.device))
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[cfg.dtype]).to(self.device)
         self.model.eval()
@@ -70,7 +62,7 @@ class HFBackend:
                 for i in range(n)
             ]
         input_ids, attention_mask = self._left_pad(prompts)
-        positions = _positions(attention_mask)
+        positions = position_ids(attention_mask)
         completions: list[list[int]] = [[] for _ in range(n)]
         logprobs: list[list[float]] = [[] for _ in range(n)]
         finished = [False] * n
@@ -147,53 +139,6 @@ class HFBackend:
         finally:
             self.model.set_attn_implementation(loaded)
 
-    # ---- teacher forcing --------------------------------------------------------------------------
-    def logprobs(
-        self,
-        prompt_ids_list: list[list[int]],
-        completion_ids_list: list[list[int]],
-        temperature: float = 1.0,
-        grad: bool = False,
-    ) -> list[torch.Tensor]:
-        """Log-probs of each completion token given its prompt, as `generate` reports them:
-        log_softmax(logits / temperature), or of the raw logits when temperature is 0.
-        Returns one 1-D float32 tensor per row, with autograd when `grad` is true."""
-        if len(prompt_ids_list) != len(completion_ids_list):
-            raise ValueError(
-                f"logprobs: {len(prompt_ids_list)} prompts but {len(completion_ids_list)} completions"
-            )
-        results: list[torch.Tensor] = []
-        size = self.cfg.max_batch_size
-        with torch.enable_grad() if grad else torch.no_grad():
-            for start in range(0, len(prompt_ids_list), size):
-                prompts = prompt_ids_list[start : start + size]
-                completions = completion_ids_list[start : start + size]
-                results += self._teacher_forced(prompts, completions, temperature)
-        return results
-
-    def _teacher_forced(self, prompts, completions, temperature: float) -> list[torch.Tensor]:
-        # left padding puts every completion at the end, so only the last `keep` logits are needed
-        input_ids, attention_mask = self._left_pad([list(p) + list(c) for p, c in zip(prompts, completions)])
-        keep = max(len(c) for c in completions) + 1
-        logits = self.model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=_positions(attention_mask),
-            use_cache=False,
-            logits_to_keep=keep,
-        ).logits.float()
-        if temperature > 0:
-            logits = logits / temperature
-        logp = torch.log_softmax(logits, dim=-1)
-        rows = []
-        for i, completion in enumerate(completions):
-            c = len(completion)
-            # kept index j predicts the token at kept index j + 1; the completion fills the last c slots
-            predicted = logp[i, keep - 1 - c : keep - 1]
-            target = torch.tensor(list(completion), dtype=torch.long, device=self.device)
-            rows.append(predicted.gather(-1, target[:, None]).squeeze(-1))
-        return rows
-
     def _left_pad(self, sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         length = max(len(s) for s in sequences)
         ids = torch.full((len(sequences), length), self.pad_id, dtype=torch.long)
@@ -205,8 +150,9 @@ class HFBackend:
         return ids.to(self.device), mask.to(self.device)
 
 
-def _positions(attention_mask: torch.Tensor) -> torch.Tensor:
-    # with left padding, each row's first real token must sit at position 0
+def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Positions counted from each row's first real token (0 there), whatever left padding precedes it:
+    the same for a row alone or padded in a batch, in generation and in training."""
     return (attention_mask.cumsum(-1) - 1).clamp(min=0)
 
 

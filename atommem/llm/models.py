@@ -28,7 +28,7 @@ from pathlib import Path
 from atommem.config import ConfigError
 from atommem.io import fsync_tree
 
-log = logging.getLogger("atommem.llm.models")
+log = logging.getLogger(__name__)
 
 HUB_ALIASES = {
     "smollm2-135m-hub": "HuggingFaceTB/SmolLM2-135M-Instruct",
@@ -55,6 +55,13 @@ def resolve_model(name: str, cache_dir: str | os.PathLike | None = None) -> str:
         return HUB_ALIASES[name]
     return name  # an existing local folder or a hub id
 
+
+
+def load_tokenizer(name: str):
+    """The HF tokenizer of a model alias, hub id or folder (a model's is `model.tokenizer or model.name`)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(resolve_model(name))
 
 def _build_once(target: Path, build: Callable[[Path], None]) -> Path:
     if (target / "config.json").exists():

@@ -22,9 +22,9 @@ from atommem.llm.base import (
     chat_template_kwargs,
     row_seed,
 )
-from atommem.llm.models import resolve_model
+from atommem.llm.models import load_tokenizer, resolve_model
 
-log = logging.getLogger("atommem.llm.openai_api")
+log = logging.getLogger(__name__)
 
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 MAX_BACKOFF_S = 30.0
@@ -120,7 +120,7 @@ def _load_tokenizer(tokenizer: str | None, model_name: str):
     from transformers import AutoTokenizer
 
     if tokenizer:
-        return AutoTokenizer.from_pretrained(resolve_model(tokenizer))
+        return load_tokenizer(tokenizer)
     try:
         return AutoTokenizer.from_pretrained(model_name)
     except Exception as err:  # noqa: BLE001 - any load failure just means "no local tokenizer"

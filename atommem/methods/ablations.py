@@ -1,4 +1,4 @@
-"""Named ablations of the AtomMem agent (method.md section 6) as EnvConfig overrides, not code copies.
+"""Named ablations of the AtomMem agent (the paper's ablation study) as EnvConfig overrides, not code copies.
 
 `apply_ablation(env, name)` returns a new EnvConfig; `disabled_ops` overrides add to the ops already
 disabled. Unknown names fail with the list of valid ones. A custom ablation (the workflow's

@@ -1,4 +1,4 @@
-"""The AtomMem agent (method.md sections 1-3): the policy chooses its own memory operations.
+"""The AtomMem agent (the paper's memory state, operations and episode loop): the policy chooses its own memory operations.
 
 Ablations (no scratchpad, no store, no Update, ..., store-everything, top-k) are `EnvConfig` switches,
 not separate code.

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from atommem.agent.chunking import chunk_text
 from atommem.config import ConfigError
 from atommem.data.records import LongSample
+from atommem.eval.metrics import extract_boxed
 from atommem.llm.base import LLM, Conversation, SamplingConfig, chat_prompt_ids
 from atommem.methods.base import MethodContext, MethodResult
 
@@ -76,6 +77,37 @@ class Ledger:
             )
             for sample, cost, sample_answers in zip(self.samples, self.costs, answers, strict=True)
         ]
+
+
+    def answer(self, ctx: MethodContext, requests: list[tuple[int, Conversation]]) -> list[MethodResult]:
+        """The final step: one request per question of every sample, in order; each reply's boxed answer."""
+        replies = iter(self.generate(ctx.llm, ctx.sampling, requests))
+        answers = [[extract_boxed(next(replies)) for _ in sample.questions] for sample in self.samples]
+        return self.results(answers, ctx.llm.tokenizer)
+
+
+class FixedWorkflow:
+    """A baseline that runs `ctx.batch_size` samples at a time: `answer_requests` does a batch's work up
+    to the answer prompts (one per question, in order), then one batched call answers them all."""
+
+    name = ""
+    OPTIONS: dict = {}  # the method_options it takes, with their defaults
+
+    def run(self, samples: list[LongSample], ctx: MethodContext) -> list[MethodResult]:
+        options = check_options(self.name, ctx.options, self.OPTIONS)
+        self.check(options)
+        results = []
+        for batch in batches(samples, ctx.batch_size):
+            ledger = Ledger(batch)
+            results += ledger.answer(ctx, self.answer_requests(batch, ctx, ledger, options))
+        return results
+
+    def check(self, options: dict) -> None:
+        """Raise ConfigError on a bad option value."""
+
+    def answer_requests(self, samples: list[LongSample], ctx: MethodContext, ledger: Ledger,
+                        options: dict) -> list[tuple[int, Conversation]]:
+        raise NotImplementedError
 
 
 class _Timed:

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from atommem.data.records import LongSample
 from atommem.methods import baseline_prompts as bp
-from atommem.methods.base import MethodContext, MethodResult
-from atommem.eval.metrics import extract_boxed
-from atommem.methods.fixed_workflow import Ledger, batches, check_options, prompt_tokens, window
+from atommem.methods.base import MethodContext
+from atommem.methods.fixed_workflow import FixedWorkflow, Ledger, prompt_tokens, window
 
 GAP = "\n...\n"  # marks where the middle of a truncated context was dropped
 MARGIN = 16  # tokens of slack: decoding and re-encoding a cut text may shift its token count a little
@@ -29,16 +28,11 @@ def centre_truncate(text: str, tokenizer, max_tokens: int) -> str:
             + tokenizer.decode(ids[len(ids) - (max_tokens - head):], skip_special_tokens=True))
 
 
-class FullContextMethod:
+class FullContextMethod(FixedWorkflow):
     name = "full-context"
 
-    def run(self, samples: list[LongSample], ctx: MethodContext) -> list[MethodResult]:
-        check_options(self.name, ctx.options, {})
-        return [r for batch in batches(samples, ctx.batch_size) for r in self._run_batch(batch, ctx)]
-
-    def _run_batch(self, samples: list[LongSample], ctx: MethodContext) -> list[MethodResult]:
+    def answer_requests(self, samples: list[LongSample], ctx: MethodContext, ledger: Ledger, options: dict):
         tokenizer = ctx.llm.tokenizer
-        ledger = Ledger(samples)
         requests = []
         for i, sample in enumerate(samples):
             with ledger.timed(i):
@@ -48,6 +42,4 @@ class FullContextMethod:
                 room = window(ctx) - ctx.sampling.max_new_tokens - overhead - MARGIN
                 context = centre_truncate(sample.context, tokenizer, room)
                 requests += [(i, bp.full_context_answer(q.question, context)) for q in sample.questions]
-        replies = iter(ledger.generate(ctx.llm, ctx.sampling, requests))
-        answers = [[extract_boxed(next(replies)) for _ in s.questions] for s in samples]
-        return ledger.results(answers, tokenizer)
+        return requests

@@ -9,21 +9,14 @@ from __future__ import annotations
 
 from atommem.data.records import LongSample
 from atommem.methods import baseline_prompts as bp
-from atommem.methods.base import MethodContext, MethodResult
-from atommem.eval.metrics import extract_boxed
-from atommem.methods.fixed_workflow import Ledger, batches, check_options, chunks_of
+from atommem.methods.base import MethodContext
+from atommem.methods.fixed_workflow import FixedWorkflow, Ledger, chunks_of
 
 
-class MemAgentMethod:
+class MemAgentMethod(FixedWorkflow):
     name = "memagent"
 
-    def run(self, samples: list[LongSample], ctx: MethodContext) -> list[MethodResult]:
-        check_options(self.name, ctx.options, {})
-        return [r for batch in batches(samples, ctx.batch_size) for r in self._run_batch(batch, ctx)]
-
-    def _run_batch(self, samples: list[LongSample], ctx: MethodContext) -> list[MethodResult]:
-        tokenizer = ctx.llm.tokenizer
-        ledger = Ledger(samples)
+    def answer_requests(self, samples: list[LongSample], ctx: MethodContext, ledger: Ledger, options: dict):
         chunks = []
         for i, sample in enumerate(samples):
             with ledger.timed(i):
@@ -40,8 +33,5 @@ class MemAgentMethod:
                 if text.strip():  # an empty reply keeps the old memory rather than erasing it
                     memories[i] = text.strip()
                 ledger.note_store(i, 1 if memories[i] else 0)
-        requests = [(i, bp.memagent_answer(q.question, memories[i]))
-                    for i, sample in enumerate(samples) for q in sample.questions]
-        replies = iter(ledger.generate(ctx.llm, ctx.sampling, requests))
-        answers = [[extract_boxed(next(replies)) for _ in s.questions] for s in samples]
-        return ledger.results(answers, tokenizer)
+        return [(i, bp.memagent_answer(q.question, memories[i]))
+                for i, sample in enumerate(samples) for q in sample.questions]

@@ -11,10 +11,8 @@ from __future__ import annotations
 from atommem.data.records import LongSample
 from atommem.memory.store import MemoryStore
 from atommem.methods import baseline_prompts as bp
-from atommem.methods.base import MethodContext, MethodResult
-from atommem.eval.metrics import extract_boxed
-from atommem.methods.fixed_workflow import (Ledger, batches, check_options, chunks_of, count_tokens,
-                                      prompt_tokens, window)
+from atommem.methods.base import MethodContext
+from atommem.methods.fixed_workflow import FixedWorkflow, Ledger, chunks_of, count_tokens, prompt_tokens, window
 
 PASSAGE_OVERHEAD = 16  # tokens of the <chunk>/Passage i wrapper around each retrieved chunk
 
@@ -31,16 +29,11 @@ def fit_chunks(chunks: list[str], tokenizer, room: int) -> list[str]:
     return kept
 
 
-class RAGMethod:
+class RAGMethod(FixedWorkflow):
     name = "rag"
 
-    def run(self, samples: list[LongSample], ctx: MethodContext) -> list[MethodResult]:
-        check_options(self.name, ctx.options, {})
-        return [r for batch in batches(samples, ctx.batch_size) for r in self._run_batch(batch, ctx)]
-
-    def _run_batch(self, samples: list[LongSample], ctx: MethodContext) -> list[MethodResult]:
+    def answer_requests(self, samples: list[LongSample], ctx: MethodContext, ledger: Ledger, options: dict):
         tokenizer = ctx.llm.tokenizer
-        ledger = Ledger(samples)
         requests = []
         for i, sample in enumerate(samples):
             with ledger.timed(i):
@@ -54,6 +47,4 @@ class RAGMethod:
                     overhead = prompt_tokens(tokenizer, bp.rag_answer(question, []))
                     room = window(ctx) - ctx.sampling.max_new_tokens - overhead
                     requests.append((i, bp.rag_answer(question, fit_chunks(ranked, tokenizer, room))))
-        replies = iter(ledger.generate(ctx.llm, ctx.sampling, requests))
-        answers = [[extract_boxed(next(replies)) for _ in s.questions] for s in samples]
-        return ledger.results(answers, tokenizer)
+        return requests

@@ -19,28 +19,22 @@ from atommem.config import ConfigError
 from atommem.data.records import LongSample
 from atommem.memory.store import MemoryEntry, MemoryStore
 from atommem.methods import baseline_prompts as bp
-from atommem.methods.base import MethodContext, MethodResult
-from atommem.eval.metrics import extract_boxed
-from atommem.methods.fixed_workflow import Ledger, batches, check_options, chunks_of, count_tokens
+from atommem.methods.base import MethodContext
+from atommem.methods.fixed_workflow import FixedWorkflow, Ledger, chunks_of, count_tokens
 
 log = logging.getLogger(__name__)
 
-OPTIONS = {"max_facts": 8}  # facts kept per chunk (the rest of the extraction reply is dropped)
-
-
-class StaticCRUDMethod:
+class StaticCRUDMethod(FixedWorkflow):
     name = "static-crud"
+    OPTIONS = {"max_facts": 8}  # facts kept per chunk (the rest of the extraction reply is dropped)
 
-    def run(self, samples: list[LongSample], ctx: MethodContext) -> list[MethodResult]:
-        options = check_options(self.name, ctx.options, OPTIONS)
+    def check(self, options: dict) -> None:
         if int(options["max_facts"]) < 1:
             raise ConfigError(f"method_options.max_facts must be >= 1, got {options['max_facts']}")
-        return [r for batch in batches(samples, ctx.batch_size)
-                for r in self._run_batch(batch, ctx, int(options["max_facts"]))]
 
-    def _run_batch(self, samples: list[LongSample], ctx: MethodContext, max_facts: int) -> list[MethodResult]:
+    def answer_requests(self, samples: list[LongSample], ctx: MethodContext, ledger: Ledger, options: dict):
         tokenizer = ctx.llm.tokenizer
-        ledger = Ledger(samples)
+        max_facts = int(options["max_facts"])
         stores = [MemoryStore(ctx.embedder) for _ in samples]
         chunks = []
         for i, sample in enumerate(samples):
@@ -72,9 +66,7 @@ class StaticCRUDMethod:
                 for question, vector in zip(questions, vectors):
                     entries = _within_budget(stores[i], vector, ctx, tokenizer)
                     requests.append((i, bp.memory_answer(question, [e.text for e in entries])))
-        replies = iter(ledger.generate(ctx.llm, ctx.sampling, requests))
-        answers = [[extract_boxed(next(replies)) for _ in s.questions] for s in samples]
-        return ledger.results(answers, tokenizer)
+        return requests
 
     @staticmethod
     def _similar(facts, stores, ctx: MethodContext, ledger: Ledger) -> list[list[MemoryEntry]]:

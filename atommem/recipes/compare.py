@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import glob
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from atommem.config import ConfigError
+from atommem.config import ConfigError, option
 from atommem.tables import collect, write_tables
 
-log = logging.getLogger("atommem")
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class CompareConfig:
-    inputs: list[str] = field(default_factory=list)  # summary.json paths; glob patterns allowed
-    out_csv: str = "results/tables/main.csv"
-    out_md: str = "results/tables/main.md"
-    rows: list[str] = field(default_factory=list)  # keep only these run labels or method names; [] keeps all
-    groups: list[str] = field(default_factory=list)  # keep only these '<benchmark>_<num_docs>'; [] keeps all
-    sort: list[str] = field(default_factory=lambda: ["benchmark", "num_docs", "run"])
+    inputs: list[str] = option(list, "summary.json paths; glob patterns allowed")
+    out_csv: str = option("results/tables/main.csv", "the table as CSV")
+    out_md: str = option("results/tables/main.md", "the table as Markdown")
+    rows: list[str] = option(list, "keep only these run labels or method names; [] keeps all")
+    groups: list[str] = option(list, "keep only these '<benchmark>_<num_docs>'; [] keeps all")
+    sort: list[str] = option(lambda: ["benchmark", "num_docs", "run"], "row order: columns to sort by")
 
 
 def expand_inputs(patterns: list[str]) -> list[str]:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from atommem.config import option
 from atommem.llm.models import check_model_name, resolve_model
 
 
 @dataclass
 class ConvertModelConfig:
-    name: str = "smollm2-135m"
-    cache_dir: str | None = None  # default: $ATOMMEM_CACHE or ~/.cache/atommem/models
+    name: str = option("smollm2-135m", "model alias, hub id or folder to resolve")
+    cache_dir: str | None = option(None, "default: $ATOMMEM_CACHE or ~/.cache/atommem/models")
 
 
 CONFIG_CLASS = ConvertModelConfig

@@ -12,11 +12,11 @@ when the partials come from the same config and inputs (atommem.fingerprint), el
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from atommem.agent.env import EnvConfig
-from atommem.config import ConfigError, require_positive
+from atommem.config import ConfigError, option, require_positive
 from atommem.data.records import read_samples
 from atommem.eval.judge import JudgeConfig
 from atommem.eval.scoring import add_judgements, score_trajectories, summarize, write_results
@@ -37,23 +37,23 @@ PARTIAL_FILE = "partial.jsonl"  # finished batches, one MethodResult per line
 
 @dataclass
 class EvaluateConfig:
-    method: str = "atommem"  # see atommem.methods.registry
-    run: str = "atommem-zero-shot"  # label of this evaluation (tables, MLflow run name)
-    policy: str = "zero-shot"  # label of the model checkpoint (zero-shot | sft | rl | ...)
-    samples: list[str] | str = ""  # JSONL file(s) from `atommem prepare`
-    out_dir: str = ""
-    max_samples: int | None = None  # per samples file
-    batch_size: int = 8  # samples processed together (lock-step episodes)
-    progress: bool = True
-    model: ModelConfig = field(default_factory=ModelConfig)
-    sampling: SamplingConfig = field(default_factory=SamplingConfig)
-    embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
-    env: EnvConfig = field(default_factory=EnvConfig)
-    judge: JudgeConfig = field(default_factory=JudgeConfig)
-    tracking: TrackingConfig = field(default_factory=TrackingConfig)
-    method_options: dict = field(default_factory=dict)
-    ablation: str | None = None  # agent methods only: a name in atommem.methods.ablations (env overrides)
-    ablation_switches: dict | None = None  # a custom ablation's env switches (then `ablation` is its label)
+    method: str = option("atommem", "the method evaluated: a name in atommem.methods.registry")
+    run: str = option("atommem-zero-shot", "label of this evaluation (tables, MLflow run name)")
+    policy: str = option("zero-shot", "label of the model checkpoint (zero-shot | sft | rl | ...)")
+    samples: list[str] | str = option("", "JSONL file(s) from `atommem prepare`")
+    out_dir: str = option("", "summary.json, predictions.jsonl and trajectories.jsonl go here")
+    max_samples: int | None = option(None, "per samples file")
+    batch_size: int = option(8, "samples processed together (lock-step episodes)")
+    progress: bool = option(True, "show progress bars")
+    model: ModelConfig = option(ModelConfig, "the evaluated model")
+    sampling: SamplingConfig = option(SamplingConfig, "decoding (greedy by default)")
+    embedder: EmbedderConfig = option(EmbedderConfig, "embedder of the memory store")
+    env: EnvConfig = option(EnvConfig, "the agent environment")
+    judge: JudgeConfig = option(JudgeConfig, "the LLM judge (off by default)")
+    tracking: TrackingConfig = option(TrackingConfig, "MLflow tracking")
+    method_options: dict = option(dict, "options of the method (see its module)")
+    ablation: str | None = option(None, "agent methods only: a name in atommem.methods.ablations (env overrides)")
+    ablation_switches: dict | None = option(None, "a custom ablation's env switches (then `ablation` is its label)")
 
     def __post_init__(self) -> None:
         require_positive(self, "batch_size")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from atommem import plots
-from atommem.config import ConfigError, require
+from atommem.config import ConfigError, option, require
 
-log = logging.getLogger("atommem")
+log = logging.getLogger(__name__)
 
 # figure name -> (function, what its inputs are)
 FIGURES = {
@@ -21,13 +21,13 @@ FIGURES = {
 
 @dataclass
 class PlotConfig:
-    figure: str = "op_frequency"
+    figure: str = option("op_frequency", "op_frequency | train_reward | em_by_length")
     # {label: path}, or a list of paths: metrics.jsonl labelled by their folder name, summary.json
     # labelled by their run
-    inputs: dict | list = field(default_factory=dict)
-    out: str = "results/figures/op_frequency.pdf"
-    smoothing: float = 0.8  # EMA weight for the training curves
-    std_band: bool = False  # train_reward: shade mean +- std of the reward
+    inputs: dict | list = option(dict, "{label: path}, or paths: metrics.jsonl labelled by their folder, summary.json by their run")
+    out: str = option("results/figures/op_frequency.pdf", "the figure (PDF; a PNG is written beside it)")
+    smoothing: float = option(0.8, "EMA weight for the training curves")
+    std_band: bool = option(False, "train_reward: shade mean +- std of the reward")
 
     def __post_init__(self) -> None:
         require(self.figure in FIGURES, "figure", f"one of {', '.join(FIGURES)}", self.figure)

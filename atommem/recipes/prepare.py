@@ -12,10 +12,10 @@ distractor paragraphs of `distractors` (a benchmark file in `distractor_format`;
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from atommem.config import ConfigError, require, require_positive
+from atommem.config import ConfigError, option, require, require_positive
 from atommem.data.download import fetch
 from atommem.data.loaders import LOADERS, load_benchmark, shipped_sample
 from atommem.data.longcontext import build_long_samples, context_token_stats, summarize_counts
@@ -28,25 +28,25 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class PrepareConfig:
-    benchmark: str = "hotpotqa"  # hotpotqa | 2wikimultihopqa | musique | statetrack (generated)
-    path: str = ""  # official-format file; empty = the sample shipped in data/benchmarks/
-    url: str | None = None  # if set, download to `path` (statetrack: `distractors`) first, unless it is there
-    sha256: str | None = None  # expected checksum of the downloaded file
-    num_docs: int = 200
-    seed: int = 42
-    skip_questions: int = 0  # start after the first K questions of the file (train / held-out splits)
-    max_questions: int | None = None  # only the first M questions (after skipping)
-    max_group_size: int = 10  # questions per sample are 1 (p=0.5) or uniform 2..max_group_size
-    max_samples: int | None = None  # only the first S samples (statetrack: the number of worlds, default 100)
-    out: str = ""  # samples JSONL
-    stats_out: str | None = None  # statistics JSON
-    tokenizer: str | None = None  # count tokens with this HF tokenizer if it loads offline
+    benchmark: str = option("hotpotqa", "hotpotqa | 2wikimultihopqa | musique | statetrack (generated)")
+    path: str = option("", "official-format file; empty = the sample shipped in data/benchmarks/")
+    url: str | None = option(None, "if set, download to `path` (statetrack: `distractors`) first, unless it is there")
+    sha256: str | None = option(None, "expected checksum of the downloaded file")
+    num_docs: int = option(200, "documents per sample (paper: 200, 400, 800)")
+    seed: int = option(42, "seed of question grouping and document shuffling (paper: 42)")
+    skip_questions: int = option(0, "start after the first K questions of the file (train / held-out splits)")
+    max_questions: int | None = option(None, "only the first M questions (after skipping)")
+    max_group_size: int = option(10, "questions per sample are 1 (p=0.5) or uniform 2..max_group_size (paper: 10)")
+    max_samples: int | None = option(None, "only the first S samples (statetrack: the number of worlds, default 100)")
+    out: str = option("", "samples JSONL")
+    stats_out: str | None = option(None, "statistics JSON")
+    tokenizer: str | None = option(None, "count tokens with this HF tokenizer if it loads offline")
     # statetrack only: where its distractor paragraphs come from, and the world's knobs
-    distractors: str = ""  # benchmark file; empty = the shipped sample of distractor_format
-    distractor_format: str = "hotpotqa"  # hotpotqa | 2wikimultihopqa | musique
-    distractor_parts: int = 1  # split the file's paragraphs into this many disjoint parts ...
-    distractor_part: int = 0  # ... and use this one (train and held-aside samples use different parts)
-    statetrack: StateTrackConfig = field(default_factory=StateTrackConfig)
+    distractors: str = option("", "benchmark file; empty = the shipped sample of distractor_format")
+    distractor_format: str = option("hotpotqa", "hotpotqa | 2wikimultihopqa | musique")
+    distractor_parts: int = option(1, "split the file's paragraphs into this many disjoint parts ...")
+    distractor_part: int = option(0, "... and use this one (train and held-aside samples use different parts)")
+    statetrack: StateTrackConfig = option(StateTrackConfig, "statetrack only: the world's knobs")
 
     def __post_init__(self) -> None:
         require_positive(self, "num_docs", "max_group_size")

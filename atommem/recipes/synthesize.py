@@ -10,14 +10,14 @@ trajectory with its fraction correct and whether it was kept) and `stats_out` (k
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from atommem.agent.env import EnvConfig
-from atommem.config import ConfigError, require, require_positive
+from atommem.config import ConfigError, option, require, require_positive
 from atommem.data.records import read_samples
 from atommem.io import write_json_atomic, write_jsonl_atomic
 from atommem.llm.base import ModelConfig, SamplingConfig, build_llm
-from atommem.llm.models import check_model_config
+from atommem.llm.models import check_model_config, load_tokenizer
 from atommem.memory.embedders import EmbedderConfig, build_embedder, check_embedder_config
 from atommem.tracking import TrackingConfig, tracked_run
 
@@ -26,22 +26,23 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SynthesizeConfig:
-    teacher: str = "oracle"  # "oracle" | "llm"
-    samples: str = ""  # JSONL from `atommem prepare`
-    max_samples: int | None = None
-    out: str = ""  # examples JSONL
-    trajectories_out: str | None = None
-    stats_out: str | None = None
-    min_fraction_correct: float = 0.5
+    teacher: str = option("oracle", "oracle (knows the supporting facts) | llm (a model plays the agent)")
+    samples: str = option("", "JSONL from `atommem prepare`")
+    max_samples: int | None = option(None, "samples played (null = all)")
+    out: str = option("", "examples JSONL")
+    trajectories_out: str | None = option(None, "every trajectory with its fraction correct and whether it was kept")
+    stats_out: str | None = option(None, "kept fraction, turns and op mix (JSON)")
+    min_fraction_correct: float = option(0.5, "keep trajectories with at least this fraction correct (paper: half)")
     # llm teacher: the model that plays; oracle: only its tokenizer is used (chunking, token counts), so
     # set it to the student so chunks match what the student sees
-    model: ModelConfig = field(default_factory=ModelConfig)
-    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(temperature=0.6, max_new_tokens=1024))
-    embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
-    env: EnvConfig = field(default_factory=EnvConfig)
-    batch_size: int = 8  # episodes in lock-step
-    progress: bool = True
-    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    model: ModelConfig = option(ModelConfig, "the llm teacher, or the student whose tokenizer the oracle uses")
+    sampling: SamplingConfig = option(lambda: SamplingConfig(temperature=0.6),
+                                      "the llm teacher's decoding (paper: temperature 0.6)")
+    embedder: EmbedderConfig = option(EmbedderConfig, "embedder of the memory store")
+    env: EnvConfig = option(EnvConfig, "the agent environment")
+    batch_size: int = option(8, "episodes in lock-step")
+    progress: bool = option(True, "show progress bars")
+    tracking: TrackingConfig = option(TrackingConfig, "MLflow tracking")
 
     def __post_init__(self) -> None:
         require(self.teacher in ("oracle", "llm"), "teacher", "oracle or llm", self.teacher)
@@ -62,14 +63,6 @@ def check_config(cfg: SynthesizeConfig) -> None:
     check_embedder_config(cfg.embedder)
 
 
-def _tokenizer(model: ModelConfig):
-    from transformers import AutoTokenizer
-
-    from atommem.llm.models import resolve_model
-
-    return AutoTokenizer.from_pretrained(resolve_model(model.tokenizer or model.name))
-
-
 def main(cfg: SynthesizeConfig) -> dict:
     from atommem.train.synthesize import examples_from, play, score_and_filter, synthesis_stats
 
@@ -77,7 +70,7 @@ def main(cfg: SynthesizeConfig) -> dict:
     samples = read_samples(cfg.samples, cfg.max_samples)
     with tracked_run(cfg.tracking, params=asdict(cfg)) as run:
         teacher = build_llm(cfg.model) if cfg.teacher == "llm" else None
-        tokenizer = teacher.tokenizer if teacher is not None else _tokenizer(cfg.model)
+        tokenizer = teacher.tokenizer if teacher is not None else load_tokenizer(cfg.model.tokenizer or cfg.model.name)
         trajectories = play(samples, cfg.env, build_embedder(cfg.embedder), tokenizer, teacher, cfg.sampling,
                             cfg.batch_size, cfg.progress)
         scored = score_and_filter(trajectories, samples, cfg.min_fraction_correct)

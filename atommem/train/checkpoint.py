@@ -17,7 +17,7 @@ from pathlib import Path
 
 from atommem.io import fsync_dir, fsync_tree, read_json, write_json_atomic
 
-log = logging.getLogger("atommem.train")
+log = logging.getLogger(__name__)
 
 STATE_FILE = "trainer_state.json"
 _STEP_DIR = re.compile(r"step_(\d+)")

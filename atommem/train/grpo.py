@@ -3,7 +3,7 @@ KL penalty, and one policy update over a batch of rows.
 
 Why not TRL's GRPOTrainer: it trains one (prompt, completion) per sample, while every turn of our agent has a
 prompt rebuilt from its memory state. Here each turn is its own (prompt, response) row carrying the
-advantage of the episode it belongs to (method.md section 5).
+advantage of the episode it belongs to (the paper's RL stage, docs/training.md).
 
 Old log-probs (one rule, `sampler_is_exact`): a row's `old_logprobs` are the sampler's log-probs only when
 the sampler drew from the model's own distribution (temperature 1, top_p >= 1, top_k 0), because only then
@@ -29,7 +29,8 @@ import torch
 import torch.nn.functional as F
 from accelerate.utils import DistributedType
 
-from atommem.llm.base import chat_prompt_ids
+from atommem.llm.hf import position_ids
+from atommem.train.rl_config import RLConfig
 
 
 def group_advantages(rewards: Sequence[float], group_size: int, std_normalize: bool = False) -> list[float]:
@@ -64,26 +65,20 @@ def sampler_is_exact(sampling) -> bool:
     return sampling.temperature == 1.0 and sampling.top_p >= 1.0 and sampling.top_k == 0
 
 
-def build_rows(trajectories, advantages: Sequence[float], tokenizer, use_sampler_logprobs: bool) -> list[TurnRow]:
-    """Every turn of every trajectory becomes a row with its trajectory's advantage.
-
-    Token ids come from the rollout when the turn recorded them (exactly the sampled tokens); otherwise the
-    prompt is re-rendered with the chat template and the response re-tokenised, ending with EOS.
-    """
+def build_rows(trajectories, advantages: Sequence[float], use_sampler_logprobs: bool) -> list[TurnRow]:
+    """Every turn of every trajectory becomes a row with its trajectory's advantage, from exactly the token
+    ids the rollout sampled (a local engine records them on every turn)."""
     rows = []
     for trajectory, advantage in zip(trajectories, advantages, strict=True):
         for turn in trajectory.turns:
-            if turn.completion_ids is not None:
-                prompt_ids, completion_ids = list(turn.prompt_ids), list(turn.completion_ids)
-                sampled = list(turn.logprobs) if turn.logprobs is not None else None
-                logprobs = sampled if use_sampler_logprobs else None
-            else:
-                prompt_ids = chat_prompt_ids(tokenizer, turn.messages)
-                completion_ids = tokenizer(turn.response, add_special_tokens=False)["input_ids"]
-                completion_ids.append(tokenizer.eos_token_id)
-                logprobs = sampled = None
-            if completion_ids:
-                rows.append(TurnRow(prompt_ids, completion_ids, logprobs, float(advantage), sampled))
+            if turn.completion_ids is None:
+                # re-tokenising the text would train on ids the policy never sampled
+                raise ValueError(f"sample {trajectory.sample_id}: turn {turn.turn} has no token ids; RL rollouts "
+                                 "need a local engine (rollout: hf or vllm) that records them")
+            sampled = list(turn.logprobs) if turn.logprobs is not None else None
+            if turn.completion_ids:
+                rows.append(TurnRow(list(turn.prompt_ids), list(turn.completion_ids),
+                                    sampled if use_sampler_logprobs else None, float(advantage), sampled))
     return rows
 
 
@@ -121,7 +116,7 @@ def collate(rows: Sequence[TurnRow], device: torch.device | str = "cpu", pad_id:
     return Batch(
         input_ids=torch.tensor(ids, device=device),
         attention_mask=attention_mask,
-        position_ids=(attention_mask.cumsum(-1) - 1).clamp(min=0),
+        position_ids=position_ids(attention_mask),
         completion_mask=torch.tensor(comp_mask, device=device),
         completion_ids=torch.tensor(comp_ids, device=device),
         old_logprobs=torch.tensor(old, device=device) if len(old) == len(rows) else None,
@@ -231,12 +226,20 @@ def token_loss(
 
 @dataclass
 class LossConfig:
-    clip_low: float = 0.2
-    clip_high: float = 0.28
-    kl_coef: float = 0.001
-    temperature: float = 1.0
-    micro_batch_size: int = 4
-    max_grad_norm: float = 1.0
+    """The update's share of RLConfig; its defaults are RLConfig's, written there once."""
+
+    clip_low: float = RLConfig.clip_low
+    clip_high: float = RLConfig.clip_high
+    kl_coef: float = RLConfig.kl_coef
+    temperature: float = 1.0  # of the rollouts (RLConfig.sampling), which the log-probs are taken at
+    micro_batch_size: int = RLConfig.micro_batch_size
+    max_grad_norm: float = RLConfig.max_grad_norm
+
+    @classmethod
+    def of(cls, cfg: RLConfig) -> LossConfig:
+        return cls(clip_low=cfg.clip_low, clip_high=cfg.clip_high, kl_coef=cfg.kl_coef,
+                   temperature=cfg.sampling.temperature, micro_batch_size=cfg.micro_batch_size,
+                   max_grad_norm=cfg.max_grad_norm)
 
 
 def accumulating(accelerator, model, last: bool):

@@ -46,9 +46,9 @@ from atommem.train.checkpoint import latest_checkpoint, load_checkpoint, remove_
 from atommem.train.grpo import LossConfig, build_rows, group_advantages, policy_update, sampler_is_exact
 
 if TYPE_CHECKING:
-    from atommem.recipes.rl import RLConfig
+    from atommem.train.rl_config import RLConfig
 
-log = logging.getLogger("atommem.train")
+log = logging.getLogger(__name__)
 
 OP_NAMES = ("create", "read", "update", "delete", "scratchpad")
 
@@ -326,8 +326,7 @@ def train(cfg: RLConfig) -> Path:
     model, optimizer = accelerator.prepare(model, optimizer)
     accelerator.register_for_checkpointing(scheduler)
     engine = _build_engine(cfg, accelerator, policy)
-    loss_cfg = LossConfig(cfg.clip_low, cfg.clip_high, cfg.kl_coef, cfg.sampling.temperature,
-                          cfg.micro_batch_size, cfg.max_grad_norm)
+    loss_cfg = LossConfig.of(cfg)
     # the rule of atommem.train.grpo: sampler log-probs are the old log-probs only for unfiltered T=1 sampling
     use_sampler_logprobs = sampler_is_exact(cfg.sampling)
 
@@ -365,7 +364,7 @@ def train(cfg: RLConfig) -> Path:
             rewards = [episode_reward(t, e.sample) for t, e in zip(trajectories, episodes, strict=True)]
             advantages = group_advantages(rewards, cfg.group_size, cfg.std_normalize)
             # 5. update
-            rows = build_rows(trajectories, advantages, tokenizer, use_sampler_logprobs)
+            rows = build_rows(trajectories, advantages, use_sampler_logprobs)
             lr = scheduler.get_last_lr()[0]
             start = time.perf_counter()
             update = policy_update(model, ref_model, rows, optimizer, scheduler, accelerator, loss_cfg)

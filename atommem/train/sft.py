@@ -20,19 +20,19 @@ from typing import TYPE_CHECKING
 import torch
 from accelerate import PartialState
 from datasets import Dataset
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM
 from trl import SFTConfig, SFTTrainer
 
 from atommem.fingerprint import claim_output_dir
 from atommem.io import read_jsonl, replace_dir, write_jsonl_atomic
 from atommem.llm.base import fit_chat_prompt
-from atommem.llm.models import resolve_model
+from atommem.llm.models import load_tokenizer, resolve_model
 from atommem.tracking import tracked_run
 
 if TYPE_CHECKING:
-    from atommem.recipes.sft import SFTRecipeConfig
+    from atommem.train.sft_config import SFTRecipeConfig
 
-log = logging.getLogger("atommem.train")
+log = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"  # TRL's checkpoint-<step>/ folders, under out_dir
 # transformers writes trainer_state.json last into a checkpoint: a folder without a readable one was cut
@@ -87,7 +87,7 @@ def train_sft(cfg: SFTRecipeConfig) -> Path:
                          resumable=[CHECKPOINTS, "metrics.jsonl"])
     state.wait_for_everyone()
     path = resolve_model(cfg.model.name)
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model(cfg.model.tokenizer) if cfg.model.tokenizer else path)
+    tokenizer = load_tokenizer(cfg.model.tokenizer or cfg.model.name)
     # fp32 master weights whatever model.dtype (the inference dtype): `bf16` trains under autocast, and bf16
     # weights updated in place would round small updates away
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)

@@ -25,7 +25,7 @@ from atommem.eval.scoring import score_trajectory
 from atommem.llm.base import LLM, SamplingConfig
 from atommem.train.oracle import OracleTeacher
 
-log = logging.getLogger("atommem.train")
+log = logging.getLogger(__name__)
 
 OP_NAMES = ("create", "read", "update", "delete", "scratchpad", "answer")
 

@@ -6,28 +6,40 @@ import shlex
 from pathlib import Path
 
 import yaml
+from atommem.agent.env import EnvConfig
+from atommem.config import from_dict
+from atommem.llm.base import ModelConfig, SamplingConfig
 from atommem.llm.models import HUB_ALIASES, LOCAL_BUILDERS
+from atommem.memory.embedders import EmbedderConfig
 from atommem.methods.ablations import ABLATIONS
+from atommem.recipes.evaluate import EvaluateConfig
+from atommem.recipes.plot import PlotConfig
+from atommem.recipes.prepare import PrepareConfig
+from atommem.recipes.synthesize import SynthesizeConfig
+from atommem.train.rl_config import RLConfig
+from atommem.train.sft_config import SFTRecipeConfig
 
 # relative to the working directory, so moving the repository does not change params (no reruns)
 LAUNCH = os.path.join(os.path.relpath(workflow.basedir), "scripts", "launch.sh")
 MODEL_NAME = config["model"]["name"]
 # Local aliases (smollm2-135m, tiny-random) are built once into results/models/<alias> by
 # convert_model, before the parallel jobs that load them; hub ids and folders pass through unbuilt.
-BASE_MODEL = (
-    f"results/models/{MODEL_NAME}"
-    if MODEL_NAME in LOCAL_BUILDERS
-    else HUB_ALIASES.get(MODEL_NAME, MODEL_NAME)
-)
+BASE_MODEL = f"results/models/{MODEL_NAME}" if MODEL_NAME in LOCAL_BUILDERS else HUB_ALIASES.get(MODEL_NAME, MODEL_NAME)
 SFT_DATA = "results/sft_data"
-SFT_OUTPUTS = {name: f"{SFT_DATA}/{name}.{ext}" for name, ext in
-               (("examples", "jsonl"), ("trajectories", "jsonl"), ("stats", "json"))}
+SFT_OUTPUTS = {
+    name: f"{SFT_DATA}/{name}.{ext}"
+    for name, ext in (("examples", "jsonl"), ("trajectories", "jsonl"), ("stats", "json"))
+}
 # samples of one benchmark and document count, and their token statistics, per split
 PREPARED = {
-    "eval": {"samples": "results/data/{benchmark}_{num_docs}.jsonl",
-             "stats": "results/data/{benchmark}_{num_docs}_stats.json"},
-    "train": {"samples": "results/data/train/{benchmark}_{num_docs}.jsonl",
-              "stats": "results/data/train/{benchmark}_{num_docs}_stats.json"},
+    "eval": {
+        "samples": "results/data/{benchmark}_{num_docs}.jsonl",
+        "stats": "results/data/{benchmark}_{num_docs}_stats.json",
+    },
+    "train": {
+        "samples": "results/data/train/{benchmark}_{num_docs}.jsonl",
+        "stats": "results/data/train/{benchmark}_{num_docs}_stats.json",
+    },
 }
 EVAL_DIR = "results/eval/{run}"
 # folder whose final/ holds each policy's weights
@@ -72,9 +84,7 @@ def check_cross_references(cfg):
     """Fail at parse time on names the schema alone cannot check."""
     shadowing = sorted(set(cfg["ablations"]["custom"]) & set(ABLATIONS))
     if shadowing:
-        raise ValueError(
-            f"config ablations.custom: {shadowing} already name the library's ablations; pick other names"
-        )
+        raise ValueError(f"config ablations.custom: {shadowing} already name the library's ablations; pick other names")
     unknown = sorted(set(cfg["ablations"]["runs"]) - set(ABLATION_NAMES))
     if unknown:
         raise ValueError(
@@ -83,6 +93,36 @@ def check_cross_references(cfg):
         )
     if "full" in cfg["rl"]["variants"]:
         raise ValueError("config rl.variants: 'full' is the full-memory run and cannot be redefined")
+    check_stage_sections(cfg)
+
+
+def check_stage_sections(cfg):
+    """Each recipe's ranges and choices are checked once, by its config dataclass: build them now, so a
+    bad value fails at parse time with its workflow key (e.g. 'rl.clip_low: expected in [0, 1), got 2')."""
+    syn, rl = dict(cfg["synthesize"]), dict(cfg["rl"])
+    teacher_model, variants = syn.pop("teacher_model"), rl.pop("variants")
+    data = {key: cfg["data"][key] for key in ("seed", "max_group_size")}
+    evaluate = {key: cfg["evaluate"][key] for key in ("batch_size", "max_samples")}
+    for cls, section, where in [
+        (ModelConfig, cfg["model"], "model"),
+        (SamplingConfig, cfg["sampling"], "sampling"),
+        (EmbedderConfig, cfg["embedder"], "embedder"),
+        (EnvConfig, cfg["env"], "env"),
+        (PrepareConfig, data, "data"),
+        (ModelConfig, teacher_model, "synthesize.teacher_model"),
+        (SynthesizeConfig, syn, "synthesize"),
+        (SFTRecipeConfig, cfg["sft"], "sft"),
+        (RLConfig, rl, "rl"),
+        (EvaluateConfig, evaluate, "evaluate"),
+        (PlotConfig, cfg["figures"], "figures"),
+    ]:
+        from_dict(cls, section, f"{where}.")
+    env_switches = {
+        **{f"rl.variants.{name}": switches for name, switches in variants.items()},
+        **{f"ablations.custom.{name}": switches for name, switches in cfg["ablations"]["custom"].items()},
+    }
+    for where, switches in env_switches.items():
+        from_dict(EnvConfig, {**cfg["env"], **switches}, f"{where}.")
 
 
 class OneLineDumper(yaml.SafeDumper):
@@ -91,18 +131,14 @@ class OneLineDumper(yaml.SafeDumper):
 
 OneLineDumper.add_representer(
     str,
-    lambda dumper, text: dumper.represent_scalar(
-        "tag:yaml.org,2002:str", text, style='"' if "\n" in text else None
-    ),
+    lambda dumper, text: dumper.represent_scalar("tag:yaml.org,2002:str", text, style='"' if "\n" in text else None),
 )
 
 
 def inline_config(mapping):
     """One-line YAML flow mapping (JSON-like): the CLI reads inline configs as YAML, which takes
     1.0e-06 as a float but JSON's 1e-06 as a string."""
-    text = yaml.dump(
-        mapping, Dumper=OneLineDumper, default_flow_style=True, sort_keys=True, width=float("inf")
-    )
+    text = yaml.dump(mapping, Dumper=OneLineDumper, default_flow_style=True, sort_keys=True, width=float("inf"))
     return text.strip()
 
 
@@ -173,9 +209,7 @@ def main_table_runs():
 
 
 def ablation_table_runs():
-    return [f"atommem-{config['ablations']['policy']}"] + [
-        f"ablation-{name}" for name in config["ablations"]["runs"]
-    ]
+    return [f"atommem-{config['ablations']['policy']}"] + [f"ablation-{name}" for name in config["ablations"]["runs"]]
 
 
 def rl_metrics(variants):
@@ -189,9 +223,7 @@ def eval_outputs(run):
 
 def figure_outputs(figure):
     return {
-        "pdf": report(
-            f"results/figures/{figure}.pdf", caption=f"../report/{figure}.rst", category="Figures"
-        ),
+        "pdf": report(f"results/figures/{figure}.pdf", caption=f"../report/{figure}.rst", category="Figures"),
         "png": f"results/figures/{figure}.png",
     }
 

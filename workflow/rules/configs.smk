@@ -19,15 +19,15 @@ def data_source(benchmark, split):
     return config["data"]["sources"][benchmark]
 
 
-def source_files(wildcards, split):
+def source_files(wildcards, *, split):
     """The release file, unless the recipe downloads it (a url is set)."""
     source = data_source(wildcards.benchmark, split)
     return [] if source["url"] else [source["path"]]
 
 
-def prepare_config(wildcards, split):
+def prepare_config(wildcards, *, split):
     if wildcards.benchmark == "statetrack":
-        return statetrack_prepare_config(wildcards, split)
+        return statetrack_prepare_config(wildcards, split=split)
     source = data_source(wildcards.benchmark, split)
     train = config["data"]["train"]
     if split == "train":
@@ -60,7 +60,7 @@ def prepare_config(wildcards, split):
 STATETRACK_DISTRACTOR_PARTS = 2
 
 
-def statetrack_prepare_config(wildcards, split):
+def statetrack_prepare_config(wildcards, *, split):
     """Generated worlds: training and held-aside evaluation differ in seed and in distractor paragraphs
     (disjoint parts of the distractor file)."""
     st = config["data"]["statetrack"]
@@ -106,6 +106,14 @@ def synthesize_config(wildcards):
     )
 
 
+def synthesize_inputs(wildcards):
+    return {"samples": train_samples_path(), **model_input("zeroshot")}
+
+
+def sft_inputs(wildcards):
+    return {"examples": SFT_OUTPUTS["examples"], **model_input("zeroshot")}
+
+
 def sft_config(wildcards):
     return inline_config(
         {
@@ -147,7 +155,7 @@ def rl_config(wildcards):
     )
 
 
-def evaluate_config(wildcards, method, run, policy, groups, ablation=None):
+def evaluate_config(*, method, run, policy, groups, ablation=None):
     evaluate = config["evaluate"]
     return inline_config(
         {
@@ -175,7 +183,7 @@ def evaluate_config(wildcards, method, run, policy, groups, ablation=None):
     )
 
 
-def compare_config(table, runs, groups=()):
+def compare_config(*, table, runs, groups=()):
     return inline_config(
         {
             "inputs": eval_summaries(runs),
@@ -186,7 +194,7 @@ def compare_config(table, runs, groups=()):
     )
 
 
-def plot_config(figure):
+def plot_config(*, figure):
     """Scores: summary.json paths (the recipe labels them by run); curves: {RL run name: metrics}."""
     if figure == "em_by_length":
         inputs, style = eval_summaries(main_table_runs()), {}
@@ -197,10 +205,115 @@ def plot_config(figure):
     return inline_config({"figure": figure, "inputs": inputs, "out": f"results/figures/{figure}.pdf", **style})
 
 
-def job_args(rule_name, wildcards, run_name, resources):
+def job_args(*, rule_name, wildcards, run_name, resources):
     """`--set` flags that do not change a job's results, hence not compared by the rerun trigger (this
     function takes `resources`): the MLflow tracking section and, for vLLM, the engine's GPU count."""
     args = ["--set", f"tracking={inline_config(tracking_section(rule_name, wildcards, run_name))}"]
     if config["model"]["backend"] == "vllm":
         args += ["--set", f"model.tensor_parallel_size={max(1, int(resources.gpu))}"]
     return " ".join(shlex.quote(arg) for arg in args)
+
+
+# ---- the params of each rule: functions of `wildcards` alone (compared for reruns, see the top) -------
+def eval_source_files(wildcards):
+    return source_files(wildcards, split="eval")
+
+
+def train_source_files(wildcards):
+    return source_files(wildcards, split="train")
+
+
+def eval_prepare_config(wildcards):
+    return prepare_config(wildcards, split="eval")
+
+
+def train_prepare_config(wildcards):
+    return prepare_config(wildcards, split="train")
+
+
+def policy_eval_config(wildcards):
+    return evaluate_config(
+        method="atommem",
+        run=f"atommem-{wildcards.policy}",
+        policy=wildcards.policy,
+        groups=MAIN_GROUPS,
+    )
+
+
+def baseline_eval_config(wildcards):
+    return evaluate_config(method=wildcards.method, run=wildcards.method, policy="zeroshot", groups=MAIN_GROUPS)
+
+
+def ablation_eval_config(wildcards):
+    return evaluate_config(
+        method="atommem",
+        run=f"ablation-{wildcards.ablation}",
+        policy=config["ablations"]["policy"],
+        groups=ABLATION_GROUPS,
+        ablation=wildcards.ablation,
+    )
+
+
+def main_table_config(wildcards):
+    return compare_config(table="main", runs=main_table_runs())
+
+
+def ablation_table_config(wildcards):
+    # the ablated policy's own run covers every group: keep the ablations' groups only
+    return compare_config(table="ablations", runs=ablation_table_runs(), groups=group_names(ABLATION_GROUPS))
+
+
+def op_frequency_config(wildcards):
+    return plot_config(figure="op_frequency")
+
+
+def train_reward_config(wildcards):
+    return plot_config(figure="train_reward")
+
+
+def em_by_length_config(wildcards):
+    return plot_config(figure="em_by_length")
+
+
+def convert_model_config(wildcards):
+    return inline_config({"name": wildcards.alias, "cache_dir": "results/models"})
+
+
+# ---- job_args of each rule: they take `resources`, so they are never compared -------------------------
+def synthesize_args(wildcards, resources):
+    return job_args(rule_name="synthesize", wildcards=wildcards, run_name="synthesize", resources=resources)
+
+
+def sft_args(wildcards, resources):
+    return job_args(rule_name="sft", wildcards=wildcards, run_name="sft", resources=resources)
+
+
+def rl_args(wildcards, resources):
+    return job_args(rule_name="rl", wildcards=wildcards, run_name=f"rl-{wildcards.variant}", resources=resources)
+
+
+def policy_eval_args(wildcards, resources):
+    return job_args(
+        rule_name="evaluate_policy",
+        wildcards=wildcards,
+        run_name=f"evaluate/atommem-{wildcards.policy}",
+        resources=resources,
+    )
+
+
+def baseline_eval_args(wildcards, resources):
+    return job_args(
+        rule_name="evaluate_baseline",
+        wildcards=wildcards,
+        run_name=f"evaluate/{wildcards.method}",
+        resources=resources,
+    )
+
+
+def ablation_eval_args(wildcards, resources):
+    return job_args(
+        rule_name="evaluate_ablation",
+        wildcards=wildcards,
+        run_name=f"evaluate/ablation-{wildcards.ablation}",
+        resources=resources,
+    )

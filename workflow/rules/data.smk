@@ -4,35 +4,28 @@
 
 rule prepare_eval:
     input:
-        lambda wildcards: source_files(wildcards, "eval"),
+        eval_source_files,
     output:
         **PREPARED["eval"],
-    params:
-        cfg=lambda wildcards: prepare_config(wildcards, "eval"),
     log:
         "results/logs/prepare_eval/{benchmark}_{num_docs}.log",
+    conda:
+        "../envs/atommem.yaml"
     threads: config["resources"]["prepare"]["threads"]
     resources:
         **resources_of("prepare"),
-    conda:
-        "../envs/atommem.yaml"
+    params:
+        cfg=eval_prepare_config,
     shell:
         "atommem prepare --config {params.cfg:q} > {log} 2>&1"
 
 
-rule prepare_train:
+use rule prepare_eval as prepare_train with:
     input:
-        lambda wildcards: source_files(wildcards, "train"),
+        train_source_files,
     output:
         **PREPARED["train"],
-    params:
-        cfg=lambda wildcards: prepare_config(wildcards, "train"),
     log:
         "results/logs/prepare_train/{benchmark}_{num_docs}.log",
-    threads: config["resources"]["prepare"]["threads"]
-    resources:
-        **resources_of("prepare"),
-    conda:
-        "../envs/atommem.yaml"
-    shell:
-        "atommem prepare --config {params.cfg:q} > {log} 2>&1"
+    params:
+        cfg=train_prepare_config,

@@ -1,4 +1,5 @@
-# Tables (atommem compare) and figures (atommem plot), each marked for `snakemake --report`.
+# Tables (atommem compare) and figures (atommem plot), each marked for `snakemake --report`: one rule
+# of each, reused with its own inputs, outputs, config and log.
 
 
 rule table_main:
@@ -7,37 +8,29 @@ rule table_main:
     output:
         csv=report("results/tables/main.csv", caption="../report/table_main.rst", category="Tables"),
         md="results/tables/main.md",
-    params:
-        cfg=lambda wildcards: compare_config("main", main_table_runs()),
     log:
         "results/logs/compare/main.log",
+    conda:
+        "../envs/atommem.yaml"
     threads: config["resources"]["report"]["threads"]
     resources:
         **resources_of("report"),
-    conda:
-        "../envs/atommem.yaml"
+    params:
+        cfg=main_table_config,
     shell:
         "atommem compare --config {params.cfg:q} > {log} 2>&1"
 
 
-rule table_ablations:
+use rule table_main as table_ablations with:
     input:
         eval_summaries(ablation_table_runs()),
     output:
         csv=report("results/tables/ablations.csv", caption="../report/table_ablations.rst", category="Tables"),
         md="results/tables/ablations.md",
-    params:
-        # the ablated policy's own run covers every group: keep the ablations' groups only
-        cfg=lambda wildcards: compare_config("ablations", ablation_table_runs(), group_names(ABLATION_GROUPS)),
     log:
         "results/logs/compare/ablations.log",
-    threads: config["resources"]["report"]["threads"]
-    resources:
-        **resources_of("report"),
-    conda:
-        "../envs/atommem.yaml"
-    shell:
-        "atommem compare --config {params.cfg:q} > {log} 2>&1"
+    params:
+        cfg=ablation_table_config,
 
 
 rule figure_op_frequency:
@@ -45,50 +38,34 @@ rule figure_op_frequency:
         **rl_metrics(RL_VARIANTS),
     output:
         **figure_outputs("op_frequency"),
-    params:
-        cfg=lambda wildcards: plot_config("op_frequency"),
     log:
         "results/logs/plot/op_frequency.log",
+    conda:
+        "../envs/atommem.yaml"
     threads: config["resources"]["report"]["threads"]
     resources:
         **resources_of("report"),
-    conda:
-        "../envs/atommem.yaml"
+    params:
+        cfg=op_frequency_config,
     shell:
         "atommem plot --config {params.cfg:q} > {log} 2>&1"
 
 
-rule figure_train_reward:
-    input:
-        **rl_metrics(RL_VARIANTS),
+use rule figure_op_frequency as figure_train_reward with:
     output:
         **figure_outputs("train_reward"),
-    params:
-        cfg=lambda wildcards: plot_config("train_reward"),
     log:
         "results/logs/plot/train_reward.log",
-    threads: config["resources"]["report"]["threads"]
-    resources:
-        **resources_of("report"),
-    conda:
-        "../envs/atommem.yaml"
-    shell:
-        "atommem plot --config {params.cfg:q} > {log} 2>&1"
+    params:
+        cfg=train_reward_config,
 
 
-rule figure_em_by_length:
+use rule figure_op_frequency as figure_em_by_length with:
     input:
         eval_summaries(main_table_runs()),
     output:
         **figure_outputs("em_by_length"),
-    params:
-        cfg=lambda wildcards: plot_config("em_by_length"),
     log:
         "results/logs/plot/em_by_length.log",
-    threads: config["resources"]["report"]["threads"]
-    resources:
-        **resources_of("report"),
-    conda:
-        "../envs/atommem.yaml"
-    shell:
-        "atommem plot --config {params.cfg:q} > {log} 2>&1"
+    params:
+        cfg=em_by_length_config,

@@ -5,14 +5,14 @@
 rule convert_model:
     output:
         directory("results/models/{alias}"),
-    params:
-        cfg=lambda wildcards: inline_config({"name": wildcards.alias, "cache_dir": "results/models"}),
     log:
         "results/logs/convert_model/{alias}.log",
+    conda:
+        "../envs/atommem.yaml"
     threads: config["resources"]["convert_model"]["threads"]
     resources:
         **resources_of("convert_model"),
-    conda:
-        "../envs/atommem.yaml"
+    params:
+        cfg=convert_model_config,
     shell:
         "atommem convert-model --config {params.cfg:q} > {log} 2>&1"

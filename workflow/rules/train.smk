@@ -6,46 +6,43 @@
 
 rule synthesize:
     input:
-        samples=train_samples_path(),
-        **model_input("zeroshot"),
+        unpack(synthesize_inputs),
     output:
         **SFT_OUTPUTS,
-    params:
-        launch=LAUNCH,
-        cfg=synthesize_config,
-        job_args=lambda wildcards, resources: job_args("synthesize", wildcards, "synthesize", resources),
     log:
         "results/logs/synthesize/synthesize.log",
     priority: CRITICAL_PRIORITY
+    conda:
+        "../envs/atommem.yaml"
     threads: config["resources"]["synthesize"]["threads"]
     resources:
         **resources_of("synthesize"),
-    conda:
-        "../envs/atommem.yaml"
+    params:
+        launch=LAUNCH,
+        cfg=synthesize_config,
+        job_args=synthesize_args,
     shell:
-        "{params.launch} {resources.gpu} single synthesize"
-        " --config {params.cfg:q} {params.job_args} > {log} 2>&1"
+        "{params.launch} {resources.gpu} single synthesize --config {params.cfg:q} {params.job_args} > {log} 2>&1"
 
 
 rule sft:
     input:
-        examples=rules.synthesize.output.examples,
-        **model_input("zeroshot"),
+        unpack(sft_inputs),
     output:
         directory(f"{POLICY_RUN['sft']}/final"),
-    params:
-        launch=LAUNCH,
-        cfg=sft_config,
-        job_args=lambda wildcards, resources: job_args("sft", wildcards, "sft", resources),
-        accelerate=config["accelerate_config"] or "",
     log:
         "results/logs/sft/sft.log",
     priority: CRITICAL_PRIORITY
+    conda:
+        "../envs/atommem.yaml"
     threads: config["resources"]["sft"]["threads"]
     resources:
         **resources_of("sft"),
-    conda:
-        "../envs/atommem.yaml"
+    params:
+        launch=LAUNCH,
+        cfg=sft_config,
+        job_args=sft_args,
+        accelerate=config["accelerate_config"] or "",
     shell:
         "ACCELERATE_CONFIG={params.accelerate:q} {params.launch} {resources.gpu} train sft"
         " --config {params.cfg:q} {params.job_args} > {log} 2>&1"
@@ -58,20 +55,20 @@ rule rl:
         final=directory("results/train/rl-{variant}/final"),
         # a copy taken at the end: the recipe's own metrics.jsonl must survive a rerun to resume
         metrics="results/train/rl-{variant}/training_metrics.jsonl",
-    params:
-        launch=LAUNCH,
-        cfg=rl_config,
-        job_args=lambda wildcards, resources: job_args("rl", wildcards, f"rl-{wildcards.variant}", resources),
-        accelerate=config["accelerate_config"] or "",
-        run_dir="results/train/rl-{variant}",
     log:
         "results/logs/rl/{variant}.log",
     priority: rl_priority
+    conda:
+        "../envs/atommem.yaml"
     threads: config["resources"]["rl"]["threads"]
     resources:
         **resources_of("rl"),
-    conda:
-        "../envs/atommem.yaml"
+    params:
+        launch=LAUNCH,
+        cfg=rl_config,
+        job_args=rl_args,
+        accelerate=config["accelerate_config"] or "",
+        run_dir="results/train/rl-{variant}",
     shell:
         "ACCELERATE_CONFIG={params.accelerate:q} {params.launch} {resources.gpu} train rl"
         " --config {params.cfg:q} {params.job_args} > {log} 2>&1"

@@ -1,0 +1,92 @@
+"""The RL stage's config (`atommem rl`), beside its consumer atommem.train.rl_loop; imports no torch, so the
+CLI and the workflow check a config before any model is loaded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from atommem.agent.env import EnvConfig
+from atommem.config import ConfigError, option, require, require_positive
+from atommem.data.records import read_samples
+from atommem.llm.base import ModelConfig, SamplingConfig
+from atommem.llm.models import check_model_config, check_model_name
+from atommem.memory.embedders import EmbedderConfig, check_embedder_config
+from atommem.tracking import TrackingConfig
+
+
+def _rollout_sampling() -> SamplingConfig:
+    # temperature 1.0 as in the paper; top_p 1.0 (paper: 0.99) so the sampler draws from exactly the
+    # distribution whose log-probs the loss uses (see atommem.train.grpo for how old log-probs are chosen)
+    return SamplingConfig(temperature=1.0, top_p=1.0, top_k=0)
+
+
+@dataclass
+class RLConfig:
+    """Multi-turn GRPO. Defaults are the paper's RL recipe (docs/training.md); config/config.yaml sizes
+    the run for a CPU."""
+
+    model: ModelConfig = option(ModelConfig, "policy init (usually the SFT folder)")
+    ref_model: str | None = option(None, "frozen KL reference; null = the policy init (model.name)")
+    samples: str = option("", "training samples JSONL (from `atommem prepare`)")
+    val_samples: str | None = option(None, "samples validated greedily every `validate_every` steps")
+    val_max_samples: int | None = option(None, "validation samples used (null = all)")
+    out_dir: str = option("", "metrics.jsonl, checkpoints/ and final/ go here")
+    steps: int = option(100, "optimizer steps (the paper shows about 100)")
+    prompts_per_step: int = option(8, "samples per step, over all processes (paper: 8)")
+    group_size: int = option(8, "episodes per sample; advantage = reward - group mean (paper: 8)")
+    learning_rate: float = option(1e-6, "constant after warmup (paper: 1e-6)")
+    warmup_steps: int = option(20, "linear warmup steps, then constant (paper: 20)")
+    kl_coef: float = option(0.001, "weight of the k3 KL to the reference (paper: 0.001); 0 skips the reference")
+    clip_low: float = option(0.2, "lower ratio clip: ratios below 1 - clip_low are clipped (paper: 0.2)")
+    clip_high: float = option(0.28, "upper ratio clip: ratios above 1 + clip_high are clipped (paper: 0.28)")
+    std_normalize: bool = option(False, "divide advantages by the group std (paper: no)")
+    max_grad_norm: float = option(1.0, "gradient clipping")
+    micro_batch_size: int = option(4, "turn rows per forward/backward; one optimizer step per RL step")
+    gradient_checkpointing: bool = option(False, "trade compute for activation memory")
+    mixed_precision: str = option("no", "accelerate's no | bf16 | fp16; bf16 autocast halves CPU step time")
+    checkpoint_every: int = option(10, "steps between resumable checkpoints")
+    keep_checkpoints: int = option(2, "checkpoints kept on disk")
+    validate_every: int = option(10, "steps between validations (0 = never)")
+    rollout: str = option("hf", "hf (shares the training model; CPU, one GPU) | vllm (colocated, GPU)")
+    seed: int = option(0, "training seed")
+    progress: bool = option(True, "show progress bars")
+    sampling: SamplingConfig = option(_rollout_sampling, "rollout decoding (T 1.0 as in the paper)")
+    embedder: EmbedderConfig = option(EmbedderConfig, "embedder of the memory store")
+    env: EnvConfig = option(EnvConfig, "the agent environment")
+    tracking: TrackingConfig = option(TrackingConfig, "MLflow tracking")
+
+    def __post_init__(self) -> None:
+        require_positive(self, "steps", "prompts_per_step", "micro_batch_size", "checkpoint_every", "keep_checkpoints")
+        # an episode alone in its group has advantage 0: nothing to learn from
+        require(self.group_size >= 2, "group_size", ">= 2", self.group_size)
+        require_positive(self, "val_max_samples", optional=True)
+        require(self.learning_rate > 0, "learning_rate", "> 0", self.learning_rate)
+        require(self.warmup_steps >= 0, "warmup_steps", ">= 0", self.warmup_steps)
+        require(self.kl_coef >= 0, "kl_coef", ">= 0 (0 = no reference model)", self.kl_coef)
+        require(0 <= self.clip_low < 1, "clip_low", "in [0, 1)", self.clip_low)
+        require(self.clip_high >= 0, "clip_high", ">= 0", self.clip_high)
+        require(self.max_grad_norm > 0, "max_grad_norm", "> 0", self.max_grad_norm)
+        require(self.validate_every >= 0, "validate_every", ">= 0 (0 = never)", self.validate_every)
+        require(self.mixed_precision in ("no", "bf16", "fp16"), "mixed_precision", "no, bf16 or fp16",
+                self.mixed_precision)
+        require(self.rollout in ("hf", "vllm"), "rollout", "hf or vllm", self.rollout)
+
+
+def check_config(cfg: RLConfig) -> None:
+    """Fail on bad input before any model is loaded."""
+    if not cfg.samples:
+        raise ConfigError("samples: required (a JSONL file from `atommem prepare`)")
+    if not cfg.out_dir:
+        raise ConfigError("out_dir: required")
+    if cfg.model.backend != "hf":
+        raise ConfigError("model.backend: the policy is trained locally, use hf (choose the engine with rollout)")
+    if cfg.sampling.temperature <= 0:
+        raise ConfigError("sampling.temperature: GRPO needs sampling (> 0) so a group's episodes differ")
+    check_model_config(cfg.model)
+    if cfg.ref_model:
+        check_model_name(cfg.ref_model, "ref_model")
+    check_embedder_config(cfg.embedder)
+    # the loop reads them again after loading the model; a bad row must fail before that
+    read_samples(cfg.samples)
+    if cfg.val_samples:
+        read_samples(cfg.val_samples, cfg.val_max_samples)
