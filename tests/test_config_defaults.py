@@ -51,10 +51,10 @@ CPU_SIZING = {
     "env.chunk_tokens", "env.chunk_overlap", "env.retrieval_token_budget", "env.max_turns",
     "data.max_group_size",
     "sft.num_train_epochs", "sft.learning_rate", "sft.lr_scheduler_type", "sft.warmup_steps",
-    "sft.per_device_train_batch_size", "sft.gradient_accumulation_steps", "sft.max_length", "sft.bf16",
+    "sft.per_device_train_batch_size", "sft.gradient_accumulation_steps", "sft.max_length",
     "sft.seed",
     "rl.steps", "rl.prompts_per_step", "rl.group_size", "rl.warmup_steps", "rl.micro_batch_size",
-    "rl.mixed_precision", "rl.checkpoint_every", "rl.validate_every",
+    "rl.checkpoint_every", "rl.validate_every",
     "evaluate.batch_size",
     "tracking.enabled",  # the workflow tracks its runs; a bare CLI call does not
 }

@@ -28,7 +28,7 @@ class SamplingConfig:
     top_p: float = option(1.0, "nucleus sampling")
     top_k: int = option(0, "0 = off")
     # the CPU workflow's turn length; the paper's runs (config/paper.yaml) allow 2048
-    max_new_tokens: int = option(64, "tokens generated per turn")
+    max_new_tokens: int = option(96, "tokens generated per turn (the statetrack oracle writes up to about 90)")
     seed: int = option(0, "sampling seed")
 
     def __post_init__(self) -> None:

@@ -43,7 +43,7 @@ class RLConfig:
     max_grad_norm: float = option(1.0, "gradient clipping")
     micro_batch_size: int = option(4, "turn rows per forward/backward; one optimizer step per RL step")
     gradient_checkpointing: bool = option(False, "trade compute for activation memory")
-    mixed_precision: str = option("no", "accelerate's no | bf16 | fp16; bf16 autocast halves CPU step time")
+    mixed_precision: str = option("no", "accelerate's no | bf16 | fp16; bf16 autocast pays on GPUs and AVX512-BF16/AMX CPUs, elsewhere it is emulated (benchmarks/train_dtype.py)")
     checkpoint_every: int = option(10, "steps between resumable checkpoints")
     keep_checkpoints: int = option(2, "checkpoints kept on disk")
     validate_every: int = option(10, "steps between validations (0 = never)")

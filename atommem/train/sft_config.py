@@ -31,7 +31,7 @@ class SFTRecipeConfig:
     max_length: int | None = option(18432, "tokens per example; a longer prompt keeps its system message and its end "
                                                  "(reference: about 18K)")
     gradient_checkpointing: bool = option(False, "trade compute for activation memory")
-    bf16: bool = option(False, "bfloat16 mixed precision (autocast on CPU too)")
+    bf16: bool = option(False, "bfloat16 mixed precision (autocast on CPU too: emulated, so slower, without AVX512-BF16/AMX)")
     logging_steps: int = option(10, "steps between logged metrics")
     save_steps: int = option(200, "steps between resumable checkpoints")
     save_total_limit: int = option(2, "checkpoints kept on disk")
