@@ -57,6 +57,9 @@ CPU_SIZING = {
     "rl.checkpoint_every", "rl.validate_every",
     "evaluate.batch_size",
     "tracking.enabled",  # the workflow tracks its runs; a bare CLI call does not
+    # the workflow generates with vLLM (its CPU build on CPU); a bare ModelConfig/RLConfig keeps hf, which
+    # loads any model (tiny-random has no vLLM CPU kernel)
+    "model.backend", "rl.rollout",
 }
 
 

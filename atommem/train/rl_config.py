@@ -47,7 +47,10 @@ class RLConfig:
     checkpoint_every: int = option(10, "steps between resumable checkpoints")
     keep_checkpoints: int = option(2, "checkpoints kept on disk")
     validate_every: int = option(10, "steps between validations (0 = never)")
-    rollout: str = option("hf", "hf (shares the training model; CPU, one GPU) | vllm (colocated, GPU)")
+    rollout: str = option("hf", "hf (shares the training model; CPU, one GPU) | vllm (colocated in each process)")
+    # not model.gpu_memory_utilization, which sizes an evaluation engine that has the GPU to itself
+    vllm_gpu_memory_utilization: float = option(0.35, "rollout vllm on GPU: share of the GPU the colocated engine "
+                                                "takes for weights and KV cache; the trainer keeps the rest")
     seed: int = option(0, "training seed")
     progress: bool = option(True, "show progress bars")
     sampling: SamplingConfig = option(_rollout_sampling, "rollout decoding (T 1.0 as in the paper)")
@@ -70,6 +73,8 @@ class RLConfig:
         require(self.mixed_precision in ("no", "bf16", "fp16"), "mixed_precision", "no, bf16 or fp16",
                 self.mixed_precision)
         require(self.rollout in ("hf", "vllm"), "rollout", "hf or vllm", self.rollout)
+        require(0 < self.vllm_gpu_memory_utilization < 1, "vllm_gpu_memory_utilization", "in (0, 1)",
+                self.vllm_gpu_memory_utilization)
 
 
 def check_config(cfg: RLConfig) -> None:

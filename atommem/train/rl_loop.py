@@ -71,9 +71,6 @@ class HFRolloutEngine:
         pass
 
 
-COLOCATED_GPU_MEMORY = 0.3  # at most this share of a GPU for a colocated engine (weights + KV cache)
-
-
 class VLLMRolloutEngine:
     """A vLLM engine colocated in each training process; `sync_weights` pushes the trained weights into it.
 
@@ -85,7 +82,7 @@ class VLLMRolloutEngine:
     never materialised twice.
     """
 
-    def __init__(self, model_cfg, accelerator: Accelerator):
+    def __init__(self, model_cfg, accelerator: Accelerator, gpu_memory_utilization: float):
         from atommem.llm.vllm_backend import VLLMBackend, on_cpu
 
         engine_args = {}
@@ -100,7 +97,7 @@ class VLLMRolloutEngine:
             engine_args = {"distributed_executor_backend": "external_launcher"}
             if not on_cpu(model_cfg):
                 # the engine shares the device with the policy, its gradients and optimizer state
-                engine_args["gpu_memory_utilization"] = min(model_cfg.gpu_memory_utilization, COLOCATED_GPU_MEMORY)
+                engine_args["gpu_memory_utilization"] = gpu_memory_utilization
             # each rank samples its own prompts: different engine seeds, one engine per device
             model_cfg = replace(model_cfg, seed=model_cfg.seed + accelerator.process_index, tensor_parallel_size=1)
         self.backend = VLLMBackend(model_cfg, in_process=True, **engine_args)
@@ -282,7 +279,9 @@ def _build_engine(cfg: RLConfig, accelerator: Accelerator, policy: HFBackend):
     if cfg.rollout == "vllm":
         # the sampler runs in the training precision, like the HF engine under the accelerator's autocast
         dtype = "bfloat16" if cfg.mixed_precision == "bf16" else cfg.model.dtype
-        return VLLMRolloutEngine(replace(cfg.model, backend="vllm", dtype=dtype), accelerator)
+        return VLLMRolloutEngine(
+            replace(cfg.model, backend="vllm", dtype=dtype), accelerator, cfg.vllm_gpu_memory_utilization
+        )
     if accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED):
         raise ValueError("rollout: hf generation cannot run on a sharded model; use rollout=vllm with FSDP")
     return HFRolloutEngine(policy, accelerator.autocast)

@@ -19,7 +19,13 @@ fi
 if [ "$gpus" -eq 0 ]; then
     export CUDA_VISIBLE_DEVICES=""
     if [ "$mode" = train ] && [ -n "${ACCELERATE_CONFIG:-}" ]; then
-        exec accelerate launch --config_file "$ACCELERATE_CONFIG" -m atommem.cli "$@"
+        # the job's threads (Snakemake sets OMP_NUM_THREADS) are shared by the config's processes; accelerate
+        # would give each process all of them, twice as many threads as cores with 2 processes
+        procs=$(python3 -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1])).get("num_processes") or 1)' \
+            "$ACCELERATE_CONFIG")
+        per_process=$(( ${OMP_NUM_THREADS:-$procs} / procs ))
+        exec accelerate launch --config_file "$ACCELERATE_CONFIG" --num_cpu_threads_per_process $(( per_process > 0 ? per_process : 1 )) \
+            -m atommem.cli "$@"
     fi
     exec atommem "$@"
 fi
