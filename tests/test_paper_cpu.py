@@ -11,7 +11,6 @@ import os
 import subprocess
 
 import pytest
-
 from test_workflow import ENV, FINAL, SNAKEMAKE, workdir
 
 if importlib.util.find_spec("vllm") is None and not os.environ.get("CI"):
