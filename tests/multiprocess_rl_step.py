@@ -3,6 +3,8 @@
 
     accelerate launch --config_file config/accelerate/cpu.yaml --num_processes N tests/multiprocess_rl_step.py MODEL OUT
 
+tests/test_cuda.py launches it on a GPU too, plain and under FSDP2.
+
 Rank 0 writes OUT/result.pt: the update's metrics, the updated weights and the samples of each rank.
 """
 
@@ -41,6 +43,7 @@ def main(model_dir: str, out: str) -> None:
     with torch.no_grad():  # a reference that differs from the policy, so the KL term has a gradient
         for param in ref_model.parameters():
             param.add_(0.01 * torch.randn_like(param))
+    ref_model.to(accelerator.device)
     vocab = model.config.vocab_size
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
@@ -51,7 +54,9 @@ def main(model_dir: str, out: str) -> None:
     stats = policy_update(model, ref_model, rows, optimizer, scheduler, accelerator,
                           LossConfig(kl_coef=0.1, micro_batch_size=2))
     shares = accelerator.gather_for_metrics([mine], use_gather_object=True)
-    weights = {name: param.detach().clone() for name, param in accelerator.unwrap_model(model).named_parameters()}
+    # FSDP2 parameters are DTensors: full_tensor() gathers the shards (collective, so every rank calls it)
+    weights = {name: (param.full_tensor() if hasattr(param, "full_tensor") else param).detach().cpu().clone()
+               for name, param in accelerator.unwrap_model(model).named_parameters()}
     if accelerator.is_main_process:
         Path(out).mkdir(parents=True, exist_ok=True)
         torch.save({"stats": stats, "weights": weights, "shares": shares,

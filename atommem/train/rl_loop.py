@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedType, set_seed
+from accelerate.utils import AutocastKwargs, DistributedType, set_seed
 from transformers import AutoModelForCausalLM
 
 from atommem.agent.env import Episode, Trajectory
@@ -303,7 +303,11 @@ def save_final(accelerator: Accelerator, model, tokenizer, out_dir: Path) -> Pat
 # ---- the loop ---------------------------------------------------------------------------------------
 def train(cfg: RLConfig) -> Path:
     # without a GPU, a multi-process launch (config/accelerate/cpu.yaml) becomes DDP over gloo
-    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg.mixed_precision)
+    # autocast's weight cache would keep a bf16 copy of every layer until the forward ends, which gradient
+    # checkpointing cannot free: 0.3 GB a layer more for Qwen3-8B shapes, at no speed gain
+    # (benchmarks/grpo_memory.py, docs/training.md)
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg.mixed_precision,
+                              kwargs_handlers=[AutocastKwargs(cache_enabled=False)])
     if cfg.prompts_per_step % accelerator.num_processes:
         raise ValueError(f"prompts_per_step={cfg.prompts_per_step} must divide over {accelerator.num_processes} processes")
     set_seed(cfg.seed)
