@@ -30,7 +30,7 @@ run: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/snakefmt --check workflow/
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=15
 
 clean-results:
 	rm -rf results .snakemake

@@ -16,13 +16,7 @@ from test_workflow import ENV, FINAL, SNAKEMAKE, workdir
 if importlib.util.find_spec("vllm") is None and not os.environ.get("CI"):
     pytest.skip("vllm is not installed (pip install -e '.[cpu]'); CI installs it", allow_module_level=True)
 
-# Not yet in CI: on the shared 2-core machine the DAG ran past its RL jobs' first rollout (every evaluation, SFT,
-# the 2-process vLLM engines and their weight sync) but was not yet timed to the end; a whole run is far over
-# the 6 minutes CI can give it. Run it with ATOMMEM_PAPER_CPU_DAG=1.
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not os.environ.get("ATOMMEM_PAPER_CPU_DAG"), reason="set ATOMMEM_PAPER_CPU_DAG=1 (about 30 min)"),
-]
+pytestmark = pytest.mark.slow
 
 
 def test_paper_cpu_dag_runs_end_to_end_on_vllm(tmp_path):
@@ -37,5 +31,8 @@ def test_paper_cpu_dag_runs_end_to_end_on_vllm(tmp_path):
     # the engines the paper uses: vLLM evaluated the policies, and RL sampled with a colocated vLLM engine
     # whose log-probs were compared with the trainer's on every step
     assert "vllm" in (run / "results/logs/evaluate/atommem-rl.log").read_text().lower()
+    # the training jobs ran as 2 processes (config/accelerate/cpu.yaml), each opening one MLflow run
+    for stage in ("sft", "rl/full"):
+        assert "training on 2 process(es)" in (run / f"results/logs/{stage}.log").read_text(), stage
     steps = [json.loads(line) for line in (run / "results/train/rl-full/training_metrics.jsonl").read_text().splitlines()]
     assert steps and all("logprob_gap/mean" in step for step in steps)
