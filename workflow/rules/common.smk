@@ -44,7 +44,11 @@ PREPARED = {
 EVAL_DIR = "results/eval/{run}"
 # folder whose final/ holds each policy's weights
 POLICY_RUN = {"sft": "results/train/sft", "rl": "results/train/rl-full"}
-RL_VARIANTS = {"full": {}, **config["rl"]["variants"]}
+# a variant set to null is dropped: an overlay config (paper-cpu.yaml) cannot delete a key
+RL_VARIANTS = {
+    "full": {},
+    **{name: env for name, env in config["rl"]["variants"].items() if env is not None},
+}
 BASELINES = config["evaluate"]["baselines"]
 # (benchmark, num_docs) pairs each evaluation job covers: every pair for the main table and figures
 MAIN_GROUPS = [(b, n) for b in config["data"]["benchmarks"] for n in config["data"]["doc_counts"]] + [
@@ -118,7 +122,7 @@ def check_stage_sections(cfg):
     ]:
         from_dict(cls, section, f"{where}.")
     env_switches = {
-        **{f"rl.variants.{name}": switches for name, switches in variants.items()},
+        **{f"rl.variants.{name}": switches for name, switches in variants.items() if switches is not None},
         **{f"ablations.custom.{name}": switches for name, switches in cfg["ablations"]["custom"].items()},
     }
     for where, switches in env_switches.items():
