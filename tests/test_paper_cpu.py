@@ -32,7 +32,7 @@ def test_paper_cpu_dag_runs_end_to_end_on_vllm(tmp_path):
     # whose log-probs were compared with the trainer's on every step
     assert "vllm" in (run / "results/logs/evaluate/atommem-rl.log").read_text().lower()
     # the training jobs ran as 2 processes (config/accelerate/cpu.yaml), each opening one MLflow run
-    for stage in ("sft", "rl/full"):
+    for stage in ("sft/sft", "rl/full"):
         assert "training on 2 process(es)" in (run / f"results/logs/{stage}.log").read_text(), stage
     steps = [json.loads(line) for line in (run / "results/train/rl-full/training_metrics.jsonl").read_text().splitlines()]
     assert steps and all("logprob_gap/mean" in step for step in steps)
