@@ -19,7 +19,10 @@ from nbclient import NotebookClient
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 # each entry: the --configfile arguments of one shipped configuration
-CONFIGS = ["config/config.yaml", "config/test.yaml", "config/paper.yaml", "config/paper.yaml config/paper-cpu.yaml"]
+CONFIGS = [
+    "config/config.yaml", "config/test.yaml", "config/learn.yaml", "config/paper.yaml",
+    "config/paper.yaml config/paper-cpu.yaml",
+]
 FINAL = [f"results/tables/{t}.{e}" for t in ("main", "ablations") for e in ("csv", "md")] + [
     f"results/figures/{f}.{e}" for f in ("op_frequency", "train_reward", "em_by_length") for e in ("pdf", "png")
 ]
