@@ -155,13 +155,15 @@ class TrackedRun:
 
 
 @contextmanager
-def tracked_run(cfg: TrackingConfig, params: dict | None = None) -> Iterator[TrackedRun]:
+def tracked_run(cfg: TrackingConfig, params: dict | None = None, main_process: bool = True) -> Iterator[TrackedRun]:
     """A run (nested under `cfg.parent_run_id` if set) with `params` flattened and `cfg.tags`.
+
+    Under a multi-process launch only the main process (`main_process`) opens it: one run per job.
 
     The run ends FINISHED, or FAILED if the block raises. It is also mlflow's active run, so libraries
     that log to the active run (TRL's `report_to="mlflow"`) log into it.
     """
-    if not cfg.enabled:
+    if not (cfg.enabled and main_process):
         yield TrackedRun(None)
         return
     import mlflow

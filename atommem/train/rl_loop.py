@@ -350,8 +350,7 @@ def train(cfg: RLConfig) -> Path:
         truncate_metrics(metrics_path, step)
     engine.sync_weights(model)  # a resumed policy differs from the checkpoint the engine loaded
 
-    tracking = replace(cfg.tracking, enabled=cfg.tracking.enabled and accelerator.is_main_process)
-    with tracked_run(tracking, params=asdict(cfg)) as run:
+    with tracked_run(cfg.tracking, params=asdict(cfg), main_process=accelerator.is_main_process) as run:
         while step < cfg.steps:
             step += 1
             # 1. sample

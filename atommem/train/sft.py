@@ -104,9 +104,8 @@ def train_sft(cfg: SFTRecipeConfig) -> Path:
     if resume:
         log.info("resuming SFT from %s", resume)
     log.info("training on %d process(es), %s", state.num_processes, state.distributed_type.value)
-    # one MLflow run per job: TRL logs from the main process only, into this active run
-    tracking = dataclasses.replace(cfg.tracking, enabled=cfg.tracking.enabled and state.is_main_process)
-    with tracked_run(tracking, params=dataclasses.asdict(cfg)):
+    # TRL logs from the main process only, into this active run
+    with tracked_run(cfg.tracking, params=dataclasses.asdict(cfg), main_process=state.is_main_process):
         trainer.train(resume_from_checkpoint=resume)
     if trainer.is_world_process_zero():
         write_jsonl_atomic(out_dir / "metrics.jsonl", trainer.state.log_history)

@@ -44,11 +44,14 @@ PREPARED = {
 EVAL_DIR = "results/eval/{run}"
 # folder whose final/ holds each policy's weights
 POLICY_RUN = {"sft": "results/train/sft", "rl": "results/train/rl-full"}
-# a variant set to null is dropped: an overlay config (paper-cpu.yaml) cannot delete a key
-RL_VARIANTS = {
-    "full": {},
-    **{name: env for name, env in config["rl"]["variants"].items() if env is not None},
-}
+
+
+def rl_variants(cfg):
+    """rl.variants without the entries set to null: an overlay config (paper-cpu.yaml) cannot delete a key."""
+    return {name: env for name, env in cfg["rl"]["variants"].items() if env is not None}
+
+
+RL_VARIANTS = {"full": {}, **rl_variants(config)}
 BASELINES = config["evaluate"]["baselines"]
 # (benchmark, num_docs) pairs each evaluation job covers: every pair for the main table and figures
 MAIN_GROUPS = [(b, n) for b in config["data"]["benchmarks"] for n in config["data"]["doc_counts"]] + [
@@ -104,7 +107,8 @@ def check_stage_sections(cfg):
     """Each recipe's ranges and choices are checked once, by its config dataclass: build them now, so a
     bad value fails at parse time with its workflow key (e.g. 'rl.clip_low: expected in [0, 1), got 2')."""
     syn, rl = dict(cfg["synthesize"]), dict(cfg["rl"])
-    teacher_model, variants = syn.pop("teacher_model"), rl.pop("variants")
+    teacher_model = syn.pop("teacher_model")
+    rl.pop("variants")
     data = {key: cfg["data"][key] for key in ("seed", "max_group_size")}
     evaluate = {key: cfg["evaluate"][key] for key in ("batch_size", "max_samples")}
     for cls, section, where in [
@@ -122,7 +126,7 @@ def check_stage_sections(cfg):
     ]:
         from_dict(cls, section, f"{where}.")
     env_switches = {
-        **{f"rl.variants.{name}": switches for name, switches in variants.items() if switches is not None},
+        **{f"rl.variants.{name}": switches for name, switches in rl_variants(cfg).items()},
         **{f"ablations.custom.{name}": switches for name, switches in cfg["ablations"]["custom"].items()},
     }
     for where, switches in env_switches.items():
