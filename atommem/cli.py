@@ -18,6 +18,7 @@ STAGES = {
     "sft": ("atommem.recipes.sft", "supervised fine-tuning on synthesized trajectories"),
     "rl": ("atommem.recipes.rl", "multi-turn GRPO of the memory agent"),
     "compare": ("atommem.recipes.compare", "collect finished evaluations into comparison tables"),
+    "gains": ("atommem.recipes.gains", "paired bootstrap of each policy's EM gain over the one before"),
     "plot": ("atommem.recipes.plot", "draw the training-dynamics and score figures"),
     "convert-model": ("atommem.recipes.convert_model", "resolve a model name to a local HF folder"),
 }

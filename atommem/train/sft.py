@@ -73,6 +73,8 @@ def trainer_config(cfg: SFTRecipeConfig) -> SFTConfig:
         completion_only_loss=True,
         report_to=["mlflow"] if cfg.tracking.enabled else [],
         save_strategy="steps",
+        # every parameter gets a gradient: DDP's search for unused ones is an extra pass over the graph
+        ddp_find_unused_parameters=False,
         # without an accelerator, bf16 means CPU autocast, which transformers only allows with use_cpu
         use_cpu=not torch.cuda.is_available(),
         **{**values, **cfg.trainer_args},

@@ -208,12 +208,20 @@ def eval_summaries(runs):
     return [f"{EVAL_DIR.replace('{run}', run)}/summary.json" for run in runs]
 
 
+def eval_predictions(runs):
+    return [f"{EVAL_DIR.replace('{run}', run)}/predictions.jsonl" for run in runs]
+
+
 def group_names(groups):
     return [f"{benchmark}_{num_docs}" for benchmark, num_docs in groups]
 
 
+def policy_runs():
+    return [f"atommem-{p}" for p in config["evaluate"]["policies"]]
+
+
 def main_table_runs():
-    return [f"atommem-{p}" for p in config["evaluate"]["policies"]] + BASELINES
+    return policy_runs() + BASELINES
 
 
 def ablation_table_runs():
@@ -237,7 +245,8 @@ def figure_outputs(figure):
 
 
 FIGURES = ["op_frequency", "train_reward", "em_by_length"]
-TABLES = ["main", "ablations"]
+# gains compares each policy with the one before it: it needs two
+TABLES = ["main", "ablations"] + (["gains"] if len(config["evaluate"]["policies"]) > 1 else [])
 
 
 def final_outputs():

@@ -263,6 +263,16 @@ def ablation_table_config(wildcards):
     return compare_config(table="ablations", runs=ablation_table_runs(), groups=group_names(ABLATION_GROUPS))
 
 
+def gains_table_config(wildcards):
+    return inline_config(
+        {
+            "inputs": eval_predictions(policy_runs()),
+            "out_csv": "results/tables/gains.csv",
+            "out_md": "results/tables/gains.md",
+        }
+    )
+
+
 def op_frequency_config(wildcards):
     return plot_config(figure="op_frequency")
 

@@ -21,6 +21,25 @@ rule table_main:
         "atommem compare --config {params.cfg:q} > {log} 2>&1"
 
 
+rule table_gains:
+    input:
+        eval_predictions(policy_runs()),
+    output:
+        csv=report("results/tables/gains.csv", caption="../report/table_gains.rst", category="Tables"),
+        md="results/tables/gains.md",
+    log:
+        "results/logs/compare/gains.log",
+    conda:
+        "../envs/atommem.yaml"
+    threads: config["resources"]["report"]["threads"]
+    resources:
+        **resources_of("report"),
+    params:
+        cfg=gains_table_config,
+    shell:
+        "atommem gains --config {params.cfg:q} > {log} 2>&1"
+
+
 use rule table_main as table_ablations with:
     input:
         eval_summaries(ablation_table_runs()),
