@@ -389,6 +389,7 @@ def test_model_folders_that_do_not_exist(tmp_path, capsys):
 @pytest.mark.parametrize("argv", [
     ["compare", "--set", "inputs=[/nonexistent/summary.json]"],
     ["plot", "--set", "figure=train_reward", "--set", "inputs=[/nonexistent/metrics.jsonl]"],
+    ["gains", "--set", "inputs=[/nonexistent/a/predictions.jsonl,/nonexistent/b/predictions.jsonl]"],
     ["prepare", "--set", "path=/nonexistent/hotpot.json", "--set", "out=x.jsonl"],
     ["evaluate", "--config", "/nonexistent/config.yaml"],
 ])

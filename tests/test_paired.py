@@ -50,6 +50,14 @@ def test_different_questions_are_an_error_naming_both_files(tmp_path):
         compare_runs(a, b)
 
 
+def test_a_row_without_em_is_an_error_naming_file_row_and_key(tmp_path):
+    a = predictions(tmp_path / "a.jsonl", [0, 1])
+    b = tmp_path / "b.jsonl"
+    write_jsonl_atomic(b, [{"sample_id": "s0", "question_id": "q0", "benchmark": "statetrack", "num_docs": 4}])
+    with pytest.raises(InputError, match=r"b\.jsonl: row 1 has no key 'em'"):
+        compare_runs(a, b)
+
+
 def test_gains_recipe_compares_each_run_with_the_one_before(tmp_path, capsys):
     runs = [predictions(tmp_path / "eval" / run / "predictions.jsonl", ems)
             for run, ems in [("atommem-zeroshot", [0] * 40), ("atommem-sft", [1] * 30 + [0] * 10),

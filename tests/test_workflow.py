@@ -89,7 +89,7 @@ def test_dry_run(configfile):
     result = snakemake("-n", "--cores", "2", "--resources", "gpu=8", "--configfile", *configfile.split())
     assert result.returncode == 0, result.stdout + result.stderr
     for rule in ("prepare_eval", "synthesize", "sft", "rl", "evaluate_policy", "evaluate_baseline",
-                 "evaluate_ablation", "table_main", "figure_op_frequency"):
+                 "evaluate_ablation", "table_main", "table_gains", "figure_op_frequency"):
         assert rule in result.stdout
 
 

@@ -21,7 +21,8 @@ RL_RUNS = {f"rl[variant={v}]" for v in ("full", "scratchpad-only", "store-only")
 ABLATIONS = {f"evaluate_ablation[ablation={a}]" for a in ("no-update", "no-store-no-update")}
 CURVES = {"figure_op_frequency", "figure_train_reward"}
 REPORT = {"table_main", "table_ablations", "figure_em_by_length", *CURVES}
-AFTER_RL = RL_RUNS | {"evaluate_policy[policy=rl]"} | ABLATIONS | REPORT
+# the gains table reads the policies' predictions, not the baselines'
+AFTER_RL = RL_RUNS | {"evaluate_policy[policy=rl]", "table_gains"} | ABLATIONS | REPORT
 AFTER_SFT = {"sft", "evaluate_policy[policy=sft]"} | AFTER_RL
 AFTER_SYNTHESIS = {"synthesize"} | AFTER_SFT
 AFTER_DATA = {"prepare_train[benchmark=statetrack,num_docs=4]"} | AFTER_SYNTHESIS
