@@ -41,18 +41,6 @@ def test_chunk_advances_only_after_create_or_update(tokenizer):
     assert ep.chunk_index == 1 and ep.turns[-1].invalid == {"invalid_turn": 1}
 
 
-def test_a_refused_turn_is_named_in_the_next_status_so_the_prompt_differs(tokenizer):
-    """Greedy decoding would otherwise get the same prompt back and repeat the same refused reply to the cap."""
-    ep = episode(tokenizer)
-    first = ep.observe()[-1]["content"]
-    ep.step(generation("<modify_memory>Memory 4: nowhere</modify_memory>"))
-    again = ep.observe()[-1]["content"]
-    assert ep.chunk_index == 0 and again != first
-    assert "Your last reply wrote nothing to memory (invalid_op/update); this chunk is shown again." in again
-    ep.step(generation("<add_memory>item 0 is colour 0</add_memory>"))
-    assert "wrote nothing" not in ep.observe()[-1]["content"]  # the write moved on: nothing to report
-
-
 def test_update_and_delete_act_on_the_entry_shown(tokenizer):
     ep = episode(tokenizer, top_k=2)
     ep.observe()

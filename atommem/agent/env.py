@@ -141,7 +141,6 @@ class Episode:
         self.scratchpad = ""
         self.query = cfg.initial_query
         self.reads_since_write = 0
-        self.refused: list[str] = []  # invalid/ignored ops of a last turn that left its chunk unread
         self.shown: list[MemoryEntry] = []
         self.turns: list[TurnRecord] = []
         self.answers: list[str | None] = [None] * len(sample.questions)
@@ -181,7 +180,6 @@ class Episode:
             chunk_position=None if answering else (self.chunk_index, len(self.chunks)),
             reads_left=reads_left,
             answer_question=self.sample.questions[self.question_index].question if answering else None,
-            refused=None if answering else self.refused,
         )
         self._messages = [self.system, user]
         return self._messages
@@ -217,11 +215,8 @@ class Episode:
                 break  # the question was answered or failed: later ops belong to no question
         if phase == "read":
             wrote_advancing = any(op.name in self.advancing for op in executed)
-            self.refused = []
             if wrote_advancing or not self.advancing:
                 self._advance_chunk()
-            else:
-                self.refused = sorted({*invalid, *ignored})
         self.peak_store_size = max(self.peak_store_size, len(self.store))
         record = TurnRecord(
             turn=self.turn,

@@ -102,12 +102,8 @@ def user_message(
     chunk_position: tuple[int, int] | None,
     reads_left: int | None,
     answer_question: str | None = None,
-    refused: list[str] | None = None,
 ) -> dict:
-    """The user turn. Sections set to None are left out (ablations without scratchpad or store).
-    `refused`: why the last reply left this chunk unread (invalid or ignored operations), said in the status
-    so that the repeated chunk does not come back as the very same prompt (greedy decoding would repeat
-    the same reply to the turn cap)."""
+    """The user turn. Sections set to None are left out (ablations without scratchpad or store)."""
     parts = []
     if answer_question is None:
         listed = "\n".join(f"{i}. {escape_untrusted(one_line(q))}" for i, q in enumerate(questions, 1))
@@ -125,8 +121,6 @@ def user_message(
         index, total = chunk_position
         parts.append(f"<chunk>\nChunk {index + 1} of {total}:\n{escape_untrusted(chunk)}\n</chunk>")
     status = []
-    if refused:
-        status.append(f"Your last reply wrote nothing to memory ({', '.join(refused)}); this chunk is shown again.")
     if reads_left is not None:
         status.append(f"You can change the query {reads_left} more time(s) before writing to memory.")
     if answer_question is None:
