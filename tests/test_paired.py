@@ -72,3 +72,6 @@ def test_gains_recipe_compares_each_run_with_the_one_before(tmp_path, capsys):
     assert (out / "gains.md").read_text().startswith("| from | to | benchmark |")
     assert cli(["gains", "--set", f"inputs=[{runs[0]}]"]) == 2
     assert "at least two" in capsys.readouterr().err
+    elsewhere = predictions(tmp_path / "hotpotqa.jsonl", [1, 0], benchmark="hotpotqa", num_docs=10)
+    assert cli(["gains", "--set", f"inputs=[{runs[0]},{elsewhere}]"]) == 2
+    assert "no '<benchmark>_<num_docs>' group is scored by two consecutive runs" in capsys.readouterr().err

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from atommem.config import ConfigError, option
+from atommem.errors import InputError
 from atommem.eval.paired import compare_runs
 from atommem.tables import to_markdown, write_tables
 
@@ -49,6 +50,8 @@ def main(cfg: GainsConfig) -> None:
             del fields["group"]
             rows.append({"from": run_label(path_a), "to": run_label(path_b), "benchmark": benchmark,
                          "num_docs": int(docs), **fields, "excludes_zero": not gain.ci_low <= 0 <= gain.ci_high})
+    if not rows:
+        raise InputError(f"{', '.join(cfg.inputs)}: no '<benchmark>_<num_docs>' group is scored by two consecutive runs")
     frame = pd.DataFrame(rows)
     write_tables(frame, cfg.out_csv, cfg.out_md)
     log.info("wrote %d comparisons to %s and %s\n%s", len(frame), cfg.out_csv, cfg.out_md, to_markdown(frame))
