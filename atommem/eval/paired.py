@@ -20,7 +20,8 @@ from atommem.io import read_jsonl
 
 @dataclass(frozen=True)
 class Gain:
-    group: str  # '<benchmark>_<num_docs>'
+    benchmark: str
+    num_docs: int
     n_questions: int
     em_a: float
     em_b: float
@@ -28,15 +29,19 @@ class Gain:
     ci_low: float
     ci_high: float
 
+    @property
+    def group(self) -> str:
+        return f"{self.benchmark}_{self.num_docs}"
 
-def question_em(path: str | os.PathLike) -> dict[str, dict[tuple[str, str], float]]:
-    """group -> {(sample_id, question_id): em} from an evaluation's predictions.jsonl."""
-    groups: dict[str, dict[tuple[str, str], float]] = defaultdict(dict)
+
+def question_em(path: str | os.PathLike) -> dict[tuple[str, int], dict[tuple[str, str], float]]:
+    """(benchmark, num_docs) -> {(sample_id, question_id): em} from an evaluation's predictions.jsonl."""
+    groups: dict[tuple[str, int], dict[tuple[str, str], float]] = defaultdict(dict)
     for i, row in enumerate(read_jsonl(path), 1):
         missing = [k for k in ("sample_id", "question_id", "benchmark", "num_docs", "em") if k not in row]
         if missing:
             raise InputError(f"{path}: row {i} has no key {missing[0]!r}")
-        groups[f"{row['benchmark']}_{row['num_docs']}"][(row["sample_id"], row["question_id"])] = float(row["em"])
+        groups[(row["benchmark"], int(row["num_docs"]))][(row["sample_id"], row["question_id"])] = float(row["em"])
     return dict(groups)
 
 
@@ -60,11 +65,11 @@ def compare_runs(path_a: str | os.PathLike, path_b: str | os.PathLike, resamples
         a, b = runs_a[group], runs_b[group]
         if set(a) != set(b):
             only = sorted(set(a) ^ set(b))[0]
-            raise InputError(f"{path_a} and {path_b}: group {group!r} is not the same questions "
+            raise InputError(f"{path_a} and {path_b}: group '{group[0]}_{group[1]}' is not the same questions "
                              f"(question {only[1]!r} of sample {only[0]!r} is in one only)")
         keys = sorted(a)
         em_a, em_b = np.array([a[k] for k in keys]), np.array([b[k] for k in keys])
         low, high = paired_bootstrap(em_a, em_b, resamples, confidence, seed)
-        gains.append(Gain(group, len(keys), float(em_a.mean()), float(em_b.mean()),
+        gains.append(Gain(*group, len(keys), float(em_a.mean()), float(em_b.mean()),
                           float(em_b.mean() - em_a.mean()), low, high))
     return gains

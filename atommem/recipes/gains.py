@@ -45,11 +45,8 @@ def main(cfg: GainsConfig) -> None:
     rows = []
     for path_a, path_b in zip(cfg.inputs, cfg.inputs[1:]):
         for gain in compare_runs(path_a, path_b, cfg.resamples, cfg.confidence, cfg.seed):
-            benchmark, _, docs = gain.group.rpartition("_")
-            fields = asdict(gain)
-            del fields["group"]
-            rows.append({"from": run_label(path_a), "to": run_label(path_b), "benchmark": benchmark,
-                         "num_docs": int(docs), **fields, "excludes_zero": not gain.ci_low <= 0 <= gain.ci_high})
+            rows.append({"from": run_label(path_a), "to": run_label(path_b), **asdict(gain),
+                         "excludes_zero": not gain.ci_low <= 0 <= gain.ci_high})
     if not rows:
         raise InputError(f"{', '.join(cfg.inputs)}: no '<benchmark>_<num_docs>' group is scored by two consecutive runs")
     frame = pd.DataFrame(rows)
