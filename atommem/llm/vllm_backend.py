@@ -126,5 +126,11 @@ class VLLMBackend:
         executor = getattr(self.llm.llm_engine, "model_executor", None)
         if executor is None:
             raise RuntimeError("vLLM weight sync needs the in-process engine (VLLM_ENABLE_V1_MULTIPROCESSING=0)")
-        executor.driver_worker.worker.model_runner.reload_weights(weights_iterator=weights)
+        runner = executor.driver_worker.worker.model_runner
+        runner.reload_weights(weights_iterator=weights)
+        lm_head = getattr(runner.model, "lm_head", None)
+        if self.on_cpu and lm_head is not None and hasattr(lm_head, "quant_method"):
+            # CPU vLLM packs a copy of each GEMM weight at load time; a tied output layer (SmolLM2's) is
+            # never loaded by name, so reload_weights left its copy stale: logits of the old weights
+            lm_head.quant_method.process_weights_after_loading(lm_head)
         self.llm.reset_prefix_cache()
