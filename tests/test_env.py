@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from transformers import AutoTokenizer
 
 from atommem.agent.env import EnvConfig, Episode
-from atommem.agent.prompts import SECTION_TAGS
+from atommem.agent.prompts import EMPTY_STORE_STATUS, SECTION_TAGS
 from atommem.agent.runner import run_lockstep
 from atommem.llm.base import SamplingConfig
 from atommem.llm.models import resolve_model
@@ -39,6 +39,21 @@ def test_chunk_advances_only_after_create_or_update(tokenizer):
     ep.observe()
     ep.step(generation("nothing valid"))
     assert ep.chunk_index == 1 and ep.turns[-1].invalid == {"invalid_turn": 1}
+
+
+def test_status_says_the_store_is_empty_until_its_first_entry(tokenizer):
+    def says_empty(ep):
+        return EMPTY_STORE_STATUS in ep.observe()[-1]["content"]
+
+    ep = episode(tokenizer)
+    assert says_empty(ep)
+    ep.step(generation("<modify_memory>Memory 1: refused</modify_memory>"))  # nothing to modify: same chunk
+    assert says_empty(ep)
+    ep.step(generation("<add_memory>item 0 is colour 0</add_memory>"))
+    assert not says_empty(ep)
+    # runs that cannot create an entry, or have no store, are not told to
+    assert not says_empty(episode(tokenizer, disabled_ops=["create"]))
+    assert not says_empty(episode(tokenizer, use_store=False))
 
 
 def test_update_and_delete_act_on_the_entry_shown(tokenizer):

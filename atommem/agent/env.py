@@ -180,6 +180,7 @@ class Episode:
             chunk_position=None if answering else (self.chunk_index, len(self.chunks)),
             reads_left=reads_left,
             answer_question=self.sample.questions[self.question_index].question if answering else None,
+            store_empty=not answering and self.cfg.use_store and "create" in self.enabled and len(self.store) == 0,
         )
         self._messages = [self.system, user]
         return self._messages

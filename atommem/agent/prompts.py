@@ -21,6 +21,9 @@ _RESERVED_TAG = re.compile(r"<(/?)(" + "|".join((*OP_TAGS.values(), *SECTION_TAG
 _CONTROL_STRING = re.compile(r"<\|([^<>|\s]{1,64})\|>")
 
 NO_MEMORY = "No previous memory"
+# an Update or Delete on an empty store is refused and the chunk comes again: SFT'd SmolLM2 picked
+# <modify_memory> as its first op there about half the time (README, statetrack), so the status says so
+EMPTY_STORE_STATUS = "The memory store is empty: there is no entry to modify or delete yet, so store facts with <add_memory>."
 
 OP_HELP = {
     "create": "<add_memory>a new fact</add_memory>  store a new entry",
@@ -102,8 +105,10 @@ def user_message(
     chunk_position: tuple[int, int] | None,
     reads_left: int | None,
     answer_question: str | None = None,
+    store_empty: bool = False,
 ) -> dict:
-    """The user turn. Sections set to None are left out (ablations without scratchpad or store)."""
+    """The user turn. Sections set to None are left out (ablations without scratchpad or store).
+    `store_empty`: a reading turn whose store has no entry yet (and whose run allows creating one)."""
     parts = []
     if answer_question is None:
         listed = "\n".join(f"{i}. {escape_untrusted(one_line(q))}" for i, q in enumerate(questions, 1))
@@ -124,6 +129,8 @@ def user_message(
     if reads_left is not None:
         status.append(f"You can change the query {reads_left} more time(s) before writing to memory.")
     if answer_question is None:
+        if store_empty:
+            status.append(EMPTY_STORE_STATUS)
         status.append("Write your memory operations for this chunk.")
     else:
         status.append("Answer the question with <final_answer>\\boxed{...}</final_answer>.")
