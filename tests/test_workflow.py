@@ -62,6 +62,8 @@ def bad_config(tmp_path: Path, content: dict) -> str:
         ({"ablations": {"runs": ["no-such-ablation"]}}, ["no-such-ablation", "ablations.runs"]),
         ({"ablations": {"custom": {"no-store": {"top_k": 2}}}}, ["no-store", "ablations.custom"]),
         ({"ablations": {"custom": {"mine": {"top_kk": 2}}}}, ["top_kk"]),
+        ({"accelerate_config": "config/accelerate/cpu.yaml"}, ["accelerate_config", "object"]),
+        ({"accelerate_config": {"rl": "config/accelerate/none.yaml"}}, ["accelerate_config.rl", "none.yaml"]),
     ],
 )
 def test_bad_config_fails_before_any_job_and_names_the_key(tmp_path, content, words):
@@ -91,6 +93,24 @@ def test_dry_run(configfile):
     for rule in ("prepare_eval", "synthesize", "sft", "rl", "evaluate_policy", "evaluate_baseline",
                  "evaluate_ablation", "table_main", "table_gains", "figure_op_frequency"):
         assert rule in result.stdout
+
+
+@pytest.mark.parametrize(
+    "configfile, sft, rl",
+    [
+        ("config/config.yaml", "", ""),
+        ("config/learn.yaml", "config/accelerate/cpu.yaml", ""),  # RL: one process, faster on CPU (README)
+        ("config/paper.yaml", "config/accelerate/fsdp.yaml", "config/accelerate/fsdp.yaml"),
+        ("config/paper.yaml config/paper-cpu.yaml", "config/accelerate/cpu.yaml", "config/accelerate/cpu.yaml"),
+    ],
+)
+def test_each_training_stage_launches_with_its_own_accelerate_config(configfile, sft, rl):
+    result = snakemake("-n", "-p", "--cores", "2", "--resources", "gpu=8", "--configfile", *configfile.split())
+    assert result.returncode == 0, result.stdout + result.stderr
+    launches = re.findall(r"ACCELERATE_CONFIG=(\S*) \S+launch.sh \d+ train (sft|rl) ", result.stdout)
+    assert {stage for _, stage in launches} == {"sft", "rl"}
+    for path, stage in launches:
+        assert path.strip("'") == {"sft": sft, "rl": rl}[stage], (stage, path)
 
 
 def test_one_figure_builds_only_what_it_needs():

@@ -100,6 +100,9 @@ def check_cross_references(cfg):
         )
     if "full" in cfg["rl"]["variants"]:
         raise ValueError("config rl.variants: 'full' is the full-memory run and cannot be redefined")
+    for stage, path in cfg["accelerate_config"].items():
+        if path and not Path(path).is_file():
+            raise ValueError(f"config accelerate_config.{stage}: no file {path}")
     check_stage_sections(cfg)
 
 

@@ -42,7 +42,7 @@ rule sft:
         launch=LAUNCH,
         cfg=sft_config,
         job_args=sft_args,
-        accelerate=config["accelerate_config"] or "",
+        accelerate=config["accelerate_config"]["sft"] or "",
     shell:
         "ACCELERATE_CONFIG={params.accelerate:q} {params.launch} {resources.gpu} train sft"
         " --config {params.cfg:q} {params.job_args} > {log} 2>&1"
@@ -67,7 +67,7 @@ rule rl:
         launch=LAUNCH,
         cfg=rl_config,
         job_args=rl_args,
-        accelerate=config["accelerate_config"] or "",
+        accelerate=config["accelerate_config"]["rl"] or "",
         run_dir="results/train/rl-{variant}",
     shell:
         "ACCELERATE_CONFIG={params.accelerate:q} {params.launch} {resources.gpu} train rl"
