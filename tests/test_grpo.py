@@ -24,7 +24,7 @@ from atommem.train.grpo import (
     policy_update,
     token_loss,
 )
-from atommem.train.rl_loop import frac_zero_std
+from atommem.train.rl_loop import frac_zero_std, rollout_sums, step_metrics
 
 
 def test_group_advantages_subtract_group_mean():
@@ -40,6 +40,26 @@ def test_frac_zero_std_counts_groups_without_signal():
     # groups of 3: [1, 1, 1] and [0, 0, 0] carry no signal, [0, 1, 0] does
     assert frac_zero_std([1.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0], group_size=3) == pytest.approx(2 / 3)
     assert frac_zero_std([0.5, 0.0], group_size=1) == 1.0
+
+
+def test_step_metrics_report_the_share_of_reward_that_memory_did_not_back():
+    from atommem.agent.runner import RolloutTimer
+
+    def rows(*pairs):
+        return [{"em": em, "memory_backed": backed} for em, backed in pairs]
+
+    scored = [rows((1.0, True), (1.0, False)), rows((0.0, False), (1.0, True)), rows((0.0, None))]
+    update = {"loss": 0.0, "kl": 0.0, "clip_frac": 0.0, "entropy": 0.0, "grad_norm": 0.0, "tokens_skipped_frac": 0.0}
+
+    def metrics(scored):
+        sums = rollout_sums([], scored, RolloutTimer())
+        return step_metrics(1, {**sums, "episodes": 3}, [0.5, 0.5, 0.0], update, 1e-5, {}, group_size=3)
+
+    found = metrics(scored)
+    assert found["answers/backed_frac"] == pytest.approx(2 / 4)  # the unanswered question is not judged
+    assert found["reward/not_backed_frac"] == pytest.approx(1 / 3)
+    # benchmarks other than statetrack have no memory_backed column: the metrics are left out, not 0
+    assert "answers/backed_frac" not in metrics([[{"em": 1.0}]])
 
 
 def test_token_loss_is_the_hand_computed_clipped_objective():

@@ -65,7 +65,9 @@ def test_oracle_respects_a_scratchpad_only_ablation(tokenizer):
         assert not trajectory.truncated
         assert {op["name"] for turn in trajectory.turns for op in turn.ops} <= {"scratchpad", "answer"}
         assert all(turn.invalid == {} and turn.ignored == {} for turn in trajectory.turns)
-        assert [row["em"] for row in score_trajectory(trajectory, sample)] == [1.0] * len(sample.questions)
+        rows = score_trajectory(trajectory, sample)
+        assert [row["em"] for row in rows] == [1.0] * len(sample.questions)
+        assert all("memory_backed" not in row for row in rows)  # a statetrack diagnostic only
 
 
 def test_question_keywords_drop_stopwords():
@@ -93,7 +95,10 @@ def test_oracle_tracks_a_changing_world_with_create_update_delete_and_read(token
         for turn in trajectory.turns:
             assert turn.invalid == {} and turn.ignored == {}, turn.response
             ops.update(op["name"] for op in turn.ops)
-        assert [row["em"] for row in score_trajectory(trajectory, sample)] == [1.0] * len(sample.questions)
+        rows = score_trajectory(trajectory, sample)
+        assert [row["em"] for row in rows] == [1.0] * len(sample.questions)
+        # the oracle answers from its memory, never by a guess
+        assert [row["memory_backed"] for row in rows] == [True] * len(rows)
         # the store ends holding exactly the final state (besides the notes that move past empty chunks)
         final = entries(world_after(facts_in(" ".join(sample.context.split()))))
         kept = sorted(e.text for e in episode.store.entries if not e.text.startswith("Chunk "))
@@ -107,4 +112,6 @@ def test_oracle_plays_statetrack_without_a_store(tokenizer):
     episodes, trajectories = _play(samples, env, tokenizer)
     for trajectory, sample in zip(trajectories, samples):
         assert all(turn.invalid == {} and turn.ignored == {} for turn in trajectory.turns)
-        assert [row["em"] for row in score_trajectory(trajectory, sample)] == [1.0] * len(sample.questions)
+        rows = score_trajectory(trajectory, sample)
+        assert [row["em"] for row in rows] == [1.0] * len(sample.questions)
+        assert [row["memory_backed"] for row in rows] == [True] * len(rows)  # from the scratchpad

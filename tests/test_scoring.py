@@ -170,3 +170,12 @@ def test_judge_errors_name_the_setting():
         judge(JudgeConfig(base_url="http://127.0.0.1:9/v1", max_attempts=1), ["q"], ["a"], [["a"]])
     with pytest.raises(ValueError, match="lengths must match"):
         judge(JudgeConfig(base_url="http://x"), ["q"], [], [["a"]])
+
+
+def test_summary_splits_em_by_whether_memory_backed_the_answer():
+    rows = [{"sample_id": "s", "benchmark": "statetrack", "num_docs": 4, "em": em, "f1": em, "memory_backed": backed}
+            for em, backed in [(1.0, True), (1.0, True), (0.0, True), (1.0, False), (0.0, False), (0.0, None)]]
+    overall = summarize(rows)["overall"]
+    assert overall["memory_backed_frac"] == pytest.approx(3 / 5)  # the unanswered question is left out
+    assert overall["em_backed"] == pytest.approx(2 / 3) and overall["em_not_backed"] == pytest.approx(1 / 2)
+    assert "memory_backed_frac" not in summarize([{**r, "memory_backed": None} for r in rows])["overall"]

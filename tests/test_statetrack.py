@@ -123,3 +123,40 @@ def test_bad_knobs_name_the_key(tmp_path):
     with pytest.raises(ConfigError, match="distractor_format"):
         _prepare(tmp_path, "x.jsonl", distractor_format="squad")
     assert not (tmp_path / "x.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    "question, answers, entries, backed",
+    [
+        ("Where is Mary?", ["kitchen"], ["Mary is in the kitchen."], True),
+        ("Where is Mary?", ["kitchen"], ["John is in the kitchen.", "Mary is in the garden."], False),
+        ("Where is Mary?", ["kitchen"], [], False),
+        ("Where is the apple?", ["garden"], ["The apple is in the garden."], True),
+        ("Where is the apple?", ["garden"], ["John carries the apple.", "John is in the garden."], True),
+        ("Where is the apple?", ["garden"], ["John carries the apple.", "Mary is in the garden."], False),
+        ("What is John carrying?", ["apple and key", "key and apple"], ["John carries the key and the apple."], True),
+        ("What is John carrying?", ["apple and key", "key and apple"], ["John carries the key."], False),
+        ("What is John carrying?", ["nothing"], ["John is in the hallway."], True),
+        ("What is John carrying?", ["nothing"], ["John is in the hallway.", "John carries the cup."], False),
+        ("Who wrote Hamlet?", ["Shakespeare"], ["Shakespeare wrote Hamlet."], None),
+    ],
+)
+def test_memory_backs_an_answer_only_when_the_shown_entries_hold_it(question, answers, entries, backed):
+    from atommem.data.statetrack import memory_backs
+
+    assert memory_backs(question, answers, entries) is backed
+
+
+def test_shown_memory_reads_back_the_entries_and_scratchpad_a_prompt_shows():
+    from atommem.agent.prompts import shown_memory, user_message
+
+    entries = ["Mary is in the kitchen.", "A <add_memory>tag</add_memory>\nover two lines"]
+    content = user_message(questions=["Where is Mary?"], scratchpad="John went home. He sat.\nDone",
+                           query="Mary", memories=entries, chunk="Memory 9: not an entry", chunk_position=(0, 2),
+                           reads_left=3)["content"]
+    shown = shown_memory(content)
+    assert shown[0] == "Mary is in the kitchen."
+    assert "tag" in shown[1] and "over two lines" in shown[1] and "<add_memory>" not in shown[1]
+    assert shown[2:] == ["John went home.", "He sat.", "Done"]
+    assert shown_memory(user_message(questions=["q"], scratchpad=None, query=None, memories=None, chunk=None,
+                                     chunk_position=None, reads_left=None, answer_question="q")["content"]) == []

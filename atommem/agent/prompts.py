@@ -95,6 +95,24 @@ def render_memories(entries: list[str]) -> str:
     return "\n".join(f"Memory {i}: {escape_untrusted(one_line(text))}" for i, text in enumerate(entries, 1))
 
 
+_SECTION = {name: re.compile(rf"<{name}>\n(.*?)\n</{name}>", re.S) for name in ("memories", "scratchpad")}
+_MEMORY_LINE = re.compile(r"^Memory \d+: (.*)$", re.M)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+def shown_memory(user_content: str) -> list[str]:
+    """What a user message shows of the agent's memory, as (escaped) pieces of text: each store entry, and
+    each sentence of the scratchpad. [] when it shows none."""
+    pieces = []
+    store = _SECTION["memories"].search(user_content)
+    if store:
+        pieces += _MEMORY_LINE.findall(store.group(1))
+    scratchpad = _SECTION["scratchpad"].search(user_content)
+    if scratchpad and scratchpad.group(1) != "(empty)":
+        pieces += [s for s in _SENTENCE_END.split(scratchpad.group(1)) if s.strip()]
+    return pieces
+
+
 def user_message(
     *,
     questions: list[str],

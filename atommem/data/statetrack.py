@@ -360,3 +360,33 @@ def question_subject(question: str) -> str | None:
     """The person or object a statetrack question asks about."""
     m = _QUESTION_SUBJECT.fullmatch(question.strip())
     return m.group(1) if m else None
+
+
+def _names(entry: str) -> set[str]:
+    return {word.lower() for word in re.findall(r"[A-Za-z]+", entry)}
+
+
+def memory_backs(question: str, answers: Sequence[str], entries: Sequence[str]) -> bool | None:
+    """Whether the memory entries shown when a question was answered hold its gold answer; None when the
+    question is not a statetrack one. An answer that memory does not back was guessed (right or not):
+    with few places a world, guesses earn reward that no memory operation did (README, statetrack).
+
+    Matching is by words, not sentences, so any phrasing counts: "Where is Mary?" is backed by an entry
+    naming Mary and the gold place; "Where is the apple?" also by "X carries the apple" with "X ... garden";
+    "What is Mary carrying?" by entries naming Mary and, between them, every gold object, or, for "nothing",
+    by entries naming Mary and no object.
+    """
+    subject = question_subject(question)
+    if subject is None or not answers:
+        return None
+    subject = subject.lower()
+    about = [_names(e) for e in entries if subject in _names(e)]
+    gold = _names(answers[0]) - {"and"}
+    if question.startswith("What is"):
+        if answers[0] == NOTHING:
+            return bool(about) and not any(words & set(OBJECTS) for words in about)
+        return bool(about) and gold <= set().union(*about)  # the objects may sit in one entry each
+    if any(gold <= words for words in about):
+        return True
+    holders = {word for words in about for word in words if word in {n.lower() for n in NAMES}} - {subject}
+    return any(holder in words and gold <= words for holder in holders for words in map(_names, entries))

@@ -12,6 +12,8 @@ import os
 from collections import defaultdict
 from pathlib import Path
 
+from atommem.agent.prompts import shown_memory
+from atommem.data import statetrack
 from atommem.eval.judge import JudgeConfig, judge
 from atommem.eval.metrics import exact_match, f1_score
 from atommem.io import write_json_atomic, write_jsonl_atomic
@@ -33,8 +35,9 @@ def score_trajectory(traj, sample) -> list[dict]:
             f"trajectory {traj.sample_id!r}: {len(traj.answers)} answers for {len(sample.questions)} questions"
         )
     costs = _costs(traj)
+    memories = _answer_turn_memories(traj) if traj.benchmark == statetrack.BENCHMARK else None
     rows = []
-    for prediction, question in zip(traj.answers, sample.questions):
+    for index, (prediction, question) in enumerate(zip(traj.answers, sample.questions)):
         golds = list(question.answers)
         if not golds:
             raise ValueError(f"sample {sample.id!r}, question {question.id!r}: no gold answers")
@@ -50,7 +53,19 @@ def score_trajectory(traj, sample) -> list[dict]:
             "f1": f1_score(prediction, golds),
             **costs,
         })
+        if memories is not None:
+            shown = memories.get(index)
+            rows[-1]["memory_backed"] = None if shown is None else statetrack.memory_backs(question.question, golds, shown)
     return rows
+
+
+def _answer_turn_memories(traj) -> dict[int, list[str]] | None:
+    """Question index -> the memory entries shown in the turn that answered it (None without turns)."""
+    turns = getattr(traj, "turns", None)
+    if turns is None:
+        return None
+    return {t.question_index: shown_memory(t.messages[-1]["content"]) for t in turns
+            if t.phase == "answer" and any(op["name"] == "answer" for op in t.ops)}
 
 
 def _costs(traj) -> dict[str, float]:
@@ -107,6 +122,14 @@ def _stats(rows: list[dict]) -> dict:
             continue
         stats[f"{metric}_macro"] = _mean([_mean(values) for values in per_sample])
         stats[f"{metric}_micro"] = _mean([v for values in per_sample for v in values])
+    # statetrack: how many answers the shown memory held, and EM with and without it (guessing)
+    backed = [r for r in rows if r.get("memory_backed") is not None]
+    if backed:
+        held = [r for r in backed if r["memory_backed"]]
+        guessed = [r for r in backed if not r["memory_backed"]]
+        stats["memory_backed_frac"] = len(held) / len(backed)
+        stats["em_backed"] = _mean([float(r["em"]) for r in held]) if held else None
+        stats["em_not_backed"] = _mean([float(r["em"]) for r in guessed]) if guessed else None
     # costs belong to the sample (repeated on each of its rows): average over samples, not questions
     first_rows = [sample_rows[0] for sample_rows in by_sample.values()]
     cost_keys = sorted({k for row in first_rows for k in row if k.startswith("cost_")})

@@ -150,15 +150,20 @@ def process_share(batch: list, accelerator: Accelerator) -> list:
 
 def episode_reward(trajectory: Trajectory, sample: LongSample) -> float:
     """Fraction of the sample's questions answered with exact match (no format reward, no op cost)."""
-    rows = score_trajectory(trajectory, sample)
+    return reward_of(score_trajectory(trajectory, sample))
+
+
+def reward_of(rows: list[dict]) -> float:
     return sum(r["em"] for r in rows) / len(rows)
 
 
 # ---- metrics ----------------------------------------------------------------------------------------
-def rollout_sums(trajectories: list[Trajectory], timer: RolloutTimer) -> dict[str, float]:
-    """Additive counts of one process's rollouts; turned into the stable per-turn metrics after a sum
-    over processes."""
+def rollout_sums(trajectories: list[Trajectory], scored: list[list[dict]], timer: RolloutTimer) -> dict[str, float]:
+    """Additive counts of one process's rollouts (`scored`: each episode's question rows); turned into the
+    stable per-turn metrics after a sum over processes."""
     turns = [t for traj in trajectories for t in traj.turns]
+    # statetrack answers: was the gold answer in the memory shown when answering (None: no answer, or not statetrack)
+    judged = [r for rows in scored for r in rows if r.get("memory_backed") is not None]
     sums = {f"ops/{name}": 0.0 for name in OP_NAMES}
     for turn in turns:
         for op in turn.ops:
@@ -173,6 +178,10 @@ def rollout_sums(trajectories: list[Trajectory], timer: RolloutTimer) -> dict[st
         "lockstep_turns": len(timer.active_per_turn),
         "tokens/prompt": sum(t.prompt_tokens for t in turns),
         "tokens/completion": sum(t.completion_tokens for t in turns),
+        "answers/judged": len(judged),
+        "answers/backed": sum(r["memory_backed"] for r in judged),
+        "answers/rewarded": sum(r["em"] for r in judged),
+        "answers/rewarded_not_backed": sum(r["em"] for r in judged if not r["memory_backed"]),
     })
     return sums
 
@@ -209,6 +218,11 @@ def step_metrics(step: int, sums: dict[str, float], rewards: list[float], update
         "tokens/skipped_frac": update["tokens_skipped_frac"],
         **times,
     }
+    if sums["answers/judged"]:
+        # a rewarded answer the memory did not hold was a guess: reward no memory operation earned
+        metrics["answers/backed_frac"] = sums["answers/backed"] / sums["answers/judged"]
+        if sums["answers/rewarded"]:
+            metrics["reward/not_backed_frac"] = sums["answers/rewarded_not_backed"] / sums["answers/rewarded"]
     return metrics
 
 
@@ -363,7 +377,8 @@ def train(cfg: RLConfig) -> Path:
             sampling = replace(cfg.sampling, seed=cfg.sampling.seed + 1_000_003 * step + accelerator.process_index)
             trajectories = run_lockstep(episodes, engine, sampling, progress=cfg.progress, timer=timer)
             # 3. reward, 4. advantage
-            rewards = [episode_reward(t, e.sample) for t, e in zip(trajectories, episodes, strict=True)]
+            scored = [score_trajectory(t, e.sample) for t, e in zip(trajectories, episodes, strict=True)]
+            rewards = [reward_of(rows) for rows in scored]
             advantages = group_advantages(rewards, cfg.group_size, cfg.std_normalize)
             # 5. update
             rows = build_rows(trajectories, advantages, use_sampler_logprobs)
@@ -373,7 +388,7 @@ def train(cfg: RLConfig) -> Path:
             update_s = time.perf_counter() - start
             engine.sync_weights(model)  # the next rollout (or validation) samples from the updated policy
             # 6. log
-            sums = _sum_over_processes(accelerator, rollout_sums(trajectories, timer))
+            sums = _sum_over_processes(accelerator, rollout_sums(trajectories, scored, timer))
             all_rewards = accelerator.gather(torch.tensor(rewards, device=accelerator.device)).tolist()
             times = {"time/rollout_s": timer.llm_s, "time/update_s": update_s, "time/env_s": timer.env_s}
             metrics = step_metrics(step, sums, all_rewards, update, lr, times, cfg.group_size)
