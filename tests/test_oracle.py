@@ -13,6 +13,7 @@ from atommem.data.longcontext import build_long_samples
 from atommem.eval.scoring import score_trajectory
 from atommem.llm.base import SamplingConfig
 from atommem.memory.embedders import HashingEmbedder
+from atommem.methods.base import MethodResult
 from atommem.train.oracle import OracleTeacher, question_keywords
 
 
@@ -97,8 +98,12 @@ def test_oracle_tracks_a_changing_world_with_create_update_delete_and_read(token
             ops.update(op["name"] for op in turn.ops)
         rows = score_trajectory(trajectory, sample)
         assert [row["em"] for row in rows] == [1.0] * len(sample.questions)
-        # the oracle answers from its memory, never by a guess
+        # the oracle answers from its memory, never by a guess; evaluation sees it through a method's result
         assert [row["memory_backed"] for row in rows] == [True] * len(rows)
+        result = MethodResult(sample.id, sample.benchmark, sample.num_docs, trajectory.answers, llm_calls=0,
+                              input_tokens=0, output_tokens=0, wall_s=0.0, peak_store=0, context_tokens=0,
+                              trajectory=trajectory)
+        assert [row["memory_backed"] for row in score_trajectory(result, sample)] == [True] * len(rows)
         # the store ends holding exactly the final state (besides the notes that move past empty chunks)
         final = entries(world_after(facts_in(" ".join(sample.context.split()))))
         kept = sorted(e.text for e in episode.store.entries if not e.text.startswith("Chunk "))

@@ -60,8 +60,11 @@ def score_trajectory(traj, sample) -> list[dict]:
 
 
 def _answer_turn_memories(traj) -> dict[int, list[str]] | None:
-    """Question index -> the memory entries shown in the turn that answered it (None without turns)."""
+    """Question index -> the memory shown in the turn that answered it; None without turns (a method's
+    result holds them in its .trajectory)."""
     turns = getattr(traj, "turns", None)
+    if turns is None:
+        turns = getattr(getattr(traj, "trajectory", None), "turns", None)
     if turns is None:
         return None
     return {t.question_index: shown_memory(t.messages[-1]["content"]) for t in turns
