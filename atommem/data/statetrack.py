@@ -362,6 +362,10 @@ def question_subject(question: str) -> str | None:
     return m.group(1) if m else None
 
 
+_NAME_WORDS = {name.lower() for name in NAMES}
+_OBJECT_WORDS = set(OBJECTS)
+
+
 def _names(entry: str) -> set[str]:
     return {word.lower() for word in re.findall(r"[A-Za-z]+", entry)}
 
@@ -380,13 +384,14 @@ def memory_backs(question: str, answers: Sequence[str], entries: Sequence[str]) 
     if subject is None or not answers:
         return None
     subject = subject.lower()
-    about = [_names(e) for e in entries if subject in _names(e)]
+    shown = [_names(e) for e in entries]
+    about = [words for words in shown if subject in words]
     gold = _names(answers[0]) - {"and"}
     if question.startswith("What is"):
         if answers[0] == NOTHING:
-            return bool(about) and not any(words & set(OBJECTS) for words in about)
+            return bool(about) and not any(words & _OBJECT_WORDS for words in about)
         return bool(about) and gold <= set().union(*about)  # the objects may sit in one entry each
     if any(gold <= words for words in about):
         return True
-    holders = {word for words in about for word in words if word in {n.lower() for n in NAMES}} - {subject}
-    return any(holder in words and gold <= words for holder in holders for words in map(_names, entries))
+    holders = {word for words in about for word in words & _NAME_WORDS} - {subject}
+    return any(holder in words and gold <= words for holder in holders for words in shown)
