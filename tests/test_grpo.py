@@ -52,7 +52,7 @@ def test_step_metrics_report_the_share_of_reward_that_memory_did_not_back():
     update = {"loss": 0.0, "kl": 0.0, "clip_frac": 0.0, "entropy": 0.0, "grad_norm": 0.0, "tokens_skipped_frac": 0.0}
 
     def metrics(scored):
-        sums = rollout_sums([], scored, RolloutTimer())
+        sums = rollout_sums([], scored, [], RolloutTimer())
         return step_metrics(1, {**sums, "episodes": 3}, [0.5, 0.5, 0.0], update, 1e-5, {}, group_size=3)
 
     found = metrics(scored)
@@ -60,6 +60,28 @@ def test_step_metrics_report_the_share_of_reward_that_memory_did_not_back():
     assert found["reward/not_backed_frac"] == pytest.approx(1 / 3)
     # benchmarks other than statetrack have no memory_backed column: the metrics are left out, not 0
     assert "answers/backed_frac" not in metrics([[{"em": 1.0}]])
+
+
+def test_op_advantage_says_which_ops_the_update_favours():
+    from atommem.agent.runner import RolloutTimer
+
+    def episode(*op_names):
+        turn = _turn([], "")
+        turn.ops = [{"name": name} for name in op_names]
+        return _trajectory([turn])
+
+    # one group of 3: the rewarded episode Created twice, the others Updated
+    trajectories = [episode("create", "create"), episode("update"), episode("update", "create")]
+    rewards = [1.0, 0.0, 0.5]
+    advantages = group_advantages(rewards, group_size=3)  # [0.5, -0.5, 0.0]
+    scored = [[{"em": r}] for r in rewards]
+    update = {"loss": 0.0, "kl": 0.0, "clip_frac": 0.0, "entropy": 0.0, "grad_norm": 0.0, "tokens_skipped_frac": 0.0}
+    sums = rollout_sums(trajectories, scored, advantages, RolloutTimer())
+    found = step_metrics(1, sums, rewards, update, 1e-5, {}, group_size=3)
+    assert found["ops/create_advantage"] == pytest.approx((2 * 0.5 + 0.0) / 3)
+    assert found["ops/update_advantage"] == pytest.approx((-0.5 + 0.0) / 3)
+    assert found["ops/delete_advantage"] == 0.0
+    assert found["ops/create_per_turn"] == pytest.approx(3 / 3)
 
 
 def test_token_loss_is_the_hand_computed_clipped_objective():

@@ -158,17 +158,21 @@ def reward_of(rows: list[dict]) -> float:
 
 
 # ---- metrics ----------------------------------------------------------------------------------------
-def rollout_sums(trajectories: list[Trajectory], scored: list[list[dict]], timer: RolloutTimer) -> dict[str, float]:
-    """Additive counts of one process's rollouts (`scored`: each episode's question rows); turned into the
-    stable per-turn metrics after a sum over processes."""
+def rollout_sums(trajectories: list[Trajectory], scored: list[list[dict]], advantages: list[float],
+                 timer: RolloutTimer) -> dict[str, float]:
+    """Additive counts of one process's rollouts (`scored`: each episode's question rows, `advantages`: each
+    episode's); turned into the stable per-turn metrics after a sum over processes."""
     turns = [t for traj in trajectories for t in traj.turns]
     # statetrack answers: was the gold answer in the memory shown when answering (None: no answer, or not statetrack)
     judged = [r for rows in scored for r in rows if r.get("memory_backed") is not None]
-    sums = {f"ops/{name}": 0.0 for name in OP_NAMES}
-    for turn in turns:
-        for op in turn.ops:
-            if op["name"] in OP_NAMES:
-                sums[f"ops/{op['name']}"] += 1
+    sums = {f"ops/{name}": 0.0 for name in OP_NAMES} | {f"ops/{name}_adv": 0.0 for name in OP_NAMES}
+    for trajectory, advantage in zip(trajectories, advantages, strict=True):
+        for turn in trajectory.turns:
+            for op in turn.ops:
+                if op["name"] in OP_NAMES:
+                    sums[f"ops/{op['name']}"] += 1
+                    # the reward an episode's use of the op came with, relative to its group
+                    sums[f"ops/{op['name']}_adv"] += advantage
     sums.update({
         "turns": len(turns),
         "episodes": len(trajectories),
@@ -202,6 +206,8 @@ def step_metrics(step: int, sums: dict[str, float], rewards: list[float], update
         "reward/std": statistics.pstdev(rewards),
         "reward/frac_zero_std": frac_zero_std(rewards, group_size),
         **{f"ops/{name}_per_turn": sums[f"ops/{name}"] / turns for name in OP_NAMES},
+        # > 0: episodes that used the op more than their group mates got more reward, so the update favours it
+        **{f"ops/{name}_advantage": sums[f"ops/{name}_adv"] / sums["episodes"] for name in OP_NAMES},
         "invalid/per_turn": sums["invalid"] / turns,
         "store/size_mean": sums["store_size"] / sums["episodes"],
         "episode/turns_mean": sums["turns"] / sums["episodes"],
@@ -388,7 +394,7 @@ def train(cfg: RLConfig) -> Path:
             update_s = time.perf_counter() - start
             engine.sync_weights(model)  # the next rollout (or validation) samples from the updated policy
             # 6. log
-            sums = _sum_over_processes(accelerator, rollout_sums(trajectories, scored, timer))
+            sums = _sum_over_processes(accelerator, rollout_sums(trajectories, scored, advantages, timer))
             all_rewards = accelerator.gather(torch.tensor(rewards, device=accelerator.device)).tolist()
             times = {"time/rollout_s": timer.llm_s, "time/update_s": update_s, "time/env_s": timer.env_s}
             metrics = step_metrics(step, sums, all_rewards, update, lr, times, cfg.group_size)
