@@ -42,6 +42,9 @@ def test_frac_zero_std_counts_groups_without_signal():
     assert frac_zero_std([0.5, 0.0], group_size=1) == 1.0
 
 
+NO_UPDATE = {"loss": 0.0, "kl": 0.0, "clip_frac": 0.0, "entropy": 0.0, "grad_norm": 0.0, "tokens_skipped_frac": 0.0}  # step_metrics' update inputs, for tests of the rollout metrics
+
+
 def test_step_metrics_report_the_share_of_reward_that_memory_did_not_back():
     from atommem.agent.runner import RolloutTimer
 
@@ -49,11 +52,10 @@ def test_step_metrics_report_the_share_of_reward_that_memory_did_not_back():
         return [{"em": em, "memory_backed": backed} for em, backed in pairs]
 
     scored = [rows((1.0, True), (1.0, False)), rows((0.0, False), (1.0, True)), rows((0.0, None))]
-    update = {"loss": 0.0, "kl": 0.0, "clip_frac": 0.0, "entropy": 0.0, "grad_norm": 0.0, "tokens_skipped_frac": 0.0}
 
     def metrics(scored):
         sums = rollout_sums([], scored, [], RolloutTimer())
-        return step_metrics(1, {**sums, "episodes": 3}, [0.5, 0.5, 0.0], update, 1e-5, {}, group_size=3)
+        return step_metrics(1, {**sums, "episodes": 3}, [0.5, 0.5, 0.0], NO_UPDATE, 1e-5, {}, group_size=3)
 
     found = metrics(scored)
     assert found["answers/backed_frac"] == pytest.approx(2 / 4)  # the unanswered question is not judged
@@ -75,9 +77,8 @@ def test_op_advantage_says_which_ops_the_update_favours():
     rewards = [1.0, 0.0, 0.5]
     advantages = group_advantages(rewards, group_size=3)  # [0.5, -0.5, 0.0]
     scored = [[{"em": r}] for r in rewards]
-    update = {"loss": 0.0, "kl": 0.0, "clip_frac": 0.0, "entropy": 0.0, "grad_norm": 0.0, "tokens_skipped_frac": 0.0}
     sums = rollout_sums(trajectories, scored, advantages, RolloutTimer())
-    found = step_metrics(1, sums, rewards, update, 1e-5, {}, group_size=3)
+    found = step_metrics(1, sums, rewards, NO_UPDATE, 1e-5, {}, group_size=3)
     assert found["ops/create_advantage"] == pytest.approx((2 * 0.5 + 0.0) / 3)
     assert found["ops/update_advantage"] == pytest.approx((-0.5 + 0.0) / 3)
     assert found["ops/delete_advantage"] == 0.0
