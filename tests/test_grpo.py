@@ -85,6 +85,38 @@ def test_op_advantage_says_which_ops_the_update_favours():
     assert found["ops/create_per_turn"] == pytest.approx(3 / 3)
 
 
+def test_write_advantage_says_whether_the_update_favours_writes_that_break_the_memory():
+    from dataclasses import replace
+
+    from atommem.agent.prompts import user_message
+    from atommem.agent.runner import RolloutTimer
+
+    content = user_message(questions=["Where is Mary?"], scratchpad=None, query=None,
+                           memories=["Mary is in the kitchen.", "John carries the apple."], chunk="text",
+                           chunk_position=(0, 2), reads_left=3)["content"]
+
+    def episode(*ops):
+        turn = _turn([{"role": "user", "content": content}], "")
+        turn.ops = [{"name": name, "text": text, "index": index} for name, text, index in ops]
+        return replace(_trajectory([turn]), benchmark="statetrack")
+
+    # the rewarded episode repeats Mary's place in a new entry; the other rewrites John's apple into Mary
+    repeat = ("create", "Mary is in the hall.", None)
+    trajectories = [episode(repeat), episode(("update", "Mary is in the hall.", 2)), episode(repeat)]
+    rewards = [1.0, 0.0, 0.5]
+    advantages = group_advantages(rewards, group_size=3)  # [0.5, -0.5, 0.0]
+    sums = rollout_sums(trajectories, [[{"em": r}] for r in rewards], advantages, RolloutTimer())
+    found = step_metrics(1, sums, rewards, NO_UPDATE, 1e-5, {}, group_size=3)
+    assert found["writes/create_repeat_frac"] == 1.0 and found["writes/update_other_fact_frac"] == 1.0
+    assert found["writes/create_repeat_advantage"] == pytest.approx((0.5 + 0.0) / 3)
+    assert found["writes/update_other_fact_advantage"] == pytest.approx(-0.5 / 3)
+    # no statetrack episodes: nothing judged, no write metrics
+    other = [_trajectory(t.turns) for t in trajectories]
+    assert not any(k.startswith("writes/") for k in step_metrics(
+        1, rollout_sums(other, [[{"em": r}] for r in rewards], advantages, RolloutTimer()), rewards, NO_UPDATE,
+        1e-5, {}, group_size=3))
+
+
 def test_token_loss_is_the_hand_computed_clipped_objective():
     ratios = torch.tensor([[1.5, 0.5], [1.1, 0.7]])
     new = torch.log(ratios).requires_grad_()

@@ -11,6 +11,7 @@ from atommem.agent.runner import run_lockstep
 from atommem.data.loaders import load_benchmark, shipped_sample
 from atommem.data.longcontext import build_long_samples
 from atommem.eval.scoring import score_trajectory
+from atommem.eval.write_audit import audit_writes
 from atommem.llm.base import SamplingConfig
 from atommem.memory.embedders import HashingEmbedder
 from atommem.methods.base import MethodResult
@@ -41,9 +42,10 @@ def test_oracle_trajectories_are_valid_and_answer_correctly(tokenizer):
     assert any(len(s.questions) > 1 for s in samples)
     env = EnvConfig(chunk_tokens=256, chunk_overlap=64, max_turns=400)
     episodes, trajectories = _play(samples, env, tokenizer)
-    ops = Counter()
+    ops, writes = Counter(), Counter()
     for episode, trajectory, sample in zip(episodes, trajectories, samples):
         assert not trajectory.truncated
+        writes.update(audit_writes(trajectory))
         for turn in trajectory.turns:
             assert turn.invalid == {} and turn.ignored == {}, turn.response
             assert not parse_response(turn.response).invalid
@@ -90,9 +92,10 @@ def test_oracle_tracks_a_changing_world_with_create_update_delete_and_read(token
     samples = _statetrack_samples()
     env = EnvConfig(chunk_tokens=128, chunk_overlap=32, max_turns=400)
     episodes, trajectories = _play(samples, env, tokenizer)
-    ops = Counter()
+    ops, writes = Counter(), Counter()
     for episode, trajectory, sample in zip(episodes, trajectories, samples):
         assert not trajectory.truncated
+        writes.update(audit_writes(trajectory))
         for turn in trajectory.turns:
             assert turn.invalid == {} and turn.ignored == {}, turn.response
             ops.update(op["name"] for op in turn.ops)
@@ -109,6 +112,9 @@ def test_oracle_tracks_a_changing_world_with_create_update_delete_and_read(token
         kept = sorted(e.text for e in episode.store.entries if not e.text.startswith("Chunk "))
         assert kept == sorted(final.values())
     assert ops["create"] and ops["update"] and ops["delete"] and ops["read"] and ops["answer"]
+    # one entry per fact: every Update rewrites its own fact, no Create repeats a shown one
+    assert writes["writes_update_judged"] == ops["update"] and writes["writes_create_judged"] > 0
+    assert writes["writes_update_other_fact"] == 0 and writes["writes_create_repeat"] == 0
 
 
 def test_oracle_plays_statetrack_without_a_store(tokenizer):

@@ -100,13 +100,16 @@ _MEMORY_LINE = re.compile(r"^Memory \d+: (.*)$", re.M)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
+def shown_entries(user_content: str) -> list[str]:
+    """The store entries a user message shows, in order (`Memory i` is item i - 1), as escaped text."""
+    store = _SECTION["memories"].search(user_content)
+    return _MEMORY_LINE.findall(store.group(1)) if store else []
+
+
 def shown_memory(user_content: str) -> list[str]:
     """What a user message shows of the agent's memory, as (escaped) pieces of text: each store entry, and
     each sentence of the scratchpad. [] when it shows none."""
-    pieces = []
-    store = _SECTION["memories"].search(user_content)
-    if store:
-        pieces += _MEMORY_LINE.findall(store.group(1))
+    pieces = shown_entries(user_content)
     scratchpad = _SECTION["scratchpad"].search(user_content)
     if scratchpad and scratchpad.group(1) != "(empty)":
         pieces += [s for s in _SENTENCE_END.split(scratchpad.group(1)) if s.strip()]

@@ -133,10 +133,10 @@ def _stats(rows: list[dict]) -> dict:
         stats["memory_backed_frac"] = len(held) / len(backed)
         stats["em_backed"] = _mean([float(r["em"]) for r in held]) if held else None
         stats["em_not_backed"] = _mean([float(r["em"]) for r in guessed]) if guessed else None
-    # costs belong to the sample (repeated on each of its rows): average over samples, not questions
+    # costs and the write audit belong to the sample (repeated on each of its rows): average over samples
     first_rows = [sample_rows[0] for sample_rows in by_sample.values()]
-    cost_keys = sorted({k for row in first_rows for k in row if k.startswith("cost_")})
-    for key in cost_keys:
+    per_sample_keys = sorted({k for row in first_rows for k in row if k.startswith(("cost_", "writes_"))})
+    for key in per_sample_keys:
         values = [row[key] for row in first_rows if isinstance(row.get(key), (int, float))]
         if values:
             stats[key] = _mean(values)

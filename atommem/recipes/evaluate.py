@@ -20,6 +20,7 @@ from atommem.config import ConfigError, option, require_positive
 from atommem.data.records import read_samples
 from atommem.eval.judge import JudgeConfig
 from atommem.eval.scoring import add_judgements, score_trajectories, summarize, write_results
+from atommem.eval.write_audit import audit_writes
 from atommem.fingerprint import claim_output_dir
 from atommem.io import append_jsonl, truncate_jsonl, write_jsonl_atomic
 from atommem.llm.base import ModelConfig, SamplingConfig, build_llm
@@ -135,7 +136,9 @@ def main(cfg: EvaluateConfig) -> dict:
 
         results = [done[s.id] for s in samples]
         rows = score_trajectories(results, samples)
-        cost_by_sample = {r.sample_id: r.cost() for r in results}
+        # statetrack: the write audit goes beside the costs, per sample
+        cost_by_sample = {r.sample_id: r.cost() | (audit_writes(r.trajectory) if r.trajectory else {})
+                          for r in results}
         for row in rows:
             row.update(cost_by_sample[row["sample_id"]])
         if cfg.judge.enabled:

@@ -35,6 +35,7 @@ from atommem.agent.env import Episode, Trajectory
 from atommem.agent.runner import RolloutTimer, run_lockstep
 from atommem.data.records import LongSample, read_samples
 from atommem.eval.scoring import score_trajectory
+from atommem.eval.write_audit import WRITE_COLUMNS, audit_writes
 from atommem.fingerprint import claim_output_dir
 from atommem.io import append_jsonl, replace_dir, truncate_jsonl, write_jsonl_atomic
 from atommem.llm.base import Conversation, Generation, SamplingConfig
@@ -166,6 +167,7 @@ def rollout_sums(trajectories: list[Trajectory], scored: list[list[dict]], advan
     # statetrack answers: was the gold answer in the memory shown when answering (None: no answer, or not statetrack)
     judged = [r for rows in scored for r in rows if r.get("memory_backed") is not None]
     sums = {f"ops/{name}": 0.0 for name in OP_NAMES} | {f"ops/{name}_adv": 0.0 for name in OP_NAMES}
+    sums |= {column: 0.0 for column in WRITE_COLUMNS} | {f"{column}_adv": 0.0 for column in WRITE_COLUMNS}
     for trajectory, advantage in zip(trajectories, advantages, strict=True):
         for turn in trajectory.turns:
             for op in turn.ops:
@@ -173,6 +175,9 @@ def rollout_sums(trajectories: list[Trajectory], scored: list[list[dict]], advan
                     sums[f"ops/{op['name']}"] += 1
                     # the reward an episode's use of the op came with, relative to its group
                     sums[f"ops/{op['name']}_adv"] += advantage
+        for column, count in audit_writes(trajectory).items():
+            sums[column] += count
+            sums[f"{column}_adv"] += advantage * count
     sums.update({
         "turns": len(turns),
         "episodes": len(trajectories),
@@ -224,6 +229,11 @@ def step_metrics(step: int, sums: dict[str, float], rewards: list[float], update
         "tokens/skipped_frac": update["tokens_skipped_frac"],
         **times,
     }
+    # statetrack: Updates that rewrote another fact's entry, Creates that repeat a shown fact (eval.write_audit)
+    for write, judged in (("update_other_fact", "update_judged"), ("create_repeat", "create_judged")):
+        if sums[f"writes_{judged}"]:
+            metrics[f"writes/{write}_frac"] = sums[f"writes_{write}"] / sums[f"writes_{judged}"]
+            metrics[f"writes/{write}_advantage"] = sums[f"writes_{write}_adv"] / sums["episodes"]
     if sums["answers/judged"]:
         # a rewarded answer the memory did not hold was a guess: reward no memory operation earned
         metrics["answers/backed_frac"] = sums["answers/backed"] / sums["answers/judged"]
