@@ -179,3 +179,10 @@ def test_summary_splits_em_by_whether_memory_backed_the_answer():
     assert overall["memory_backed_frac"] == pytest.approx(3 / 5)  # the unanswered question is left out
     assert overall["em_backed"] == pytest.approx(2 / 3) and overall["em_not_backed"] == pytest.approx(1 / 2)
     assert "memory_backed_frac" not in summarize([{**r, "memory_backed": None} for r in rows])["overall"]
+
+
+def test_summary_averages_the_write_audit_over_samples_not_questions():
+    rows = [{"sample_id": sid, "benchmark": "statetrack", "num_docs": 4, "em": 1.0, "f1": 1.0,
+             "writes_create_repeat": repeats} for sid, repeats, questions in [("a", 2, 3), ("b", 0, 1)]
+            for _ in range(questions)]
+    assert summarize(rows)["overall"]["writes_create_repeat"] == pytest.approx(1.0)
