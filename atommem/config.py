@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import types
 import typing
 from pathlib import Path
@@ -139,6 +140,9 @@ def _deep_merge(base: dict, override: dict) -> dict:
     return merged
 
 
+_DOTLESS_EXPONENT = re.compile(r"[-+]?\d+[eE][-+]?\d+")
+
+
 def _coerce(hint: Any, value: Any, key: str) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
@@ -170,6 +174,8 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
         return value
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, str) and _DOTLESS_EXPONENT.fullmatch(value.strip()):
+        return float(value)  # YAML 1.1 reads 3e-6 (no dot) as a string; users type it for learning rates
     if hint is bool and not isinstance(value, bool):
         raise ConfigError(f"{key}: expected true/false, got {value!r}")
     if hint in (int, float, str) and (not isinstance(value, hint) or isinstance(value, bool) and hint is not bool):

@@ -18,8 +18,16 @@ def test_unknown_and_mistyped_keys_are_named():
         from_dict(EvaluateConfig, {"env": {"top_kk": 3}})
     with pytest.raises(ConfigError, match=r"env\.top_k"):
         from_dict(EvaluateConfig, {"env": {"top_k": "six"}})
+    with pytest.raises(ConfigError, match=r"learning_rate: expected float, got '3e-6x'"):
+        from_dict(RLConfig, {"learning_rate": "3e-6x"})
     with pytest.raises(ConfigError, match="config file not found"):
         load_config("/no/such/file.yaml")
+
+
+def test_a_learning_rate_written_without_a_dot_is_a_float():
+    # YAML 1.1 reads 3e-6 as the string '3e-6' (it wants 3.0e-6); the float field takes it as the number
+    cfg = from_dict(RLConfig, load_config(None, ["learning_rate=3e-6", "sampling.temperature=1E0"]))
+    assert cfg.learning_rate == 3e-6 and cfg.sampling.temperature == 1.0
 
 
 def test_partial_section_keeps_the_fields_own_default():
