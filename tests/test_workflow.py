@@ -96,16 +96,23 @@ def test_dry_run(configfile):
 
 
 @pytest.mark.parametrize(
-    "configfile, sft, rl",
+    "configfile, overlay, sft, rl",
     [
-        ("config/config.yaml", "", ""),
-        ("config/learn.yaml", "config/accelerate/cpu.yaml", ""),  # RL: one process, faster on CPU (README)
-        ("config/paper.yaml", "config/accelerate/fsdp.yaml", "config/accelerate/fsdp.yaml"),
-        ("config/paper.yaml config/paper-cpu.yaml", "config/accelerate/cpu.yaml", "config/accelerate/cpu.yaml"),
+        ("config/config.yaml", None, "", ""),
+        ("config/learn.yaml", None, "", ""),  # CPU: both stages one process, faster (README)
+        # the stages read their own keys: a launch set for SFT alone leaves RL one process
+        ("config/learn.yaml", {"accelerate_config": {"sft": "config/accelerate/cpu.yaml"}},
+         "config/accelerate/cpu.yaml", ""),
+        ("config/paper.yaml", None, "config/accelerate/fsdp.yaml", "config/accelerate/fsdp.yaml"),
+        ("config/paper.yaml config/paper-cpu.yaml", None, "config/accelerate/cpu.yaml", "config/accelerate/cpu.yaml"),
     ],
 )
-def test_each_training_stage_launches_with_its_own_accelerate_config(configfile, sft, rl):
-    result = snakemake("-n", "-p", "--cores", "2", "--resources", "gpu=8", "--configfile", *configfile.split())
+def test_each_training_stage_launches_with_its_own_accelerate_config(configfile, overlay, sft, rl, tmp_path):
+    configfiles = configfile.split()
+    if overlay:
+        (tmp_path / "overlay.yaml").write_text(yaml.safe_dump(overlay))
+        configfiles.append(str(tmp_path / "overlay.yaml"))
+    result = snakemake("-n", "-p", "--cores", "2", "--resources", "gpu=8", "--configfile", *configfiles)
     assert result.returncode == 0, result.stdout + result.stderr
     launches = re.findall(r"ACCELERATE_CONFIG=(\S*) \S+launch.sh \d+ train (sft|rl) ", result.stdout)
     assert {stage for _, stage in launches} == {"sft", "rl"}
