@@ -130,3 +130,36 @@ def test_comments_cite_only_this_repository():
         text = path.read_text()
         if path.name != Path(__file__).name:
             assert not [word for word in outside if word in text], path
+
+
+# Packages from the bottom up: a module imports only from its own layer or those below it. Within the first
+# layer (shared utilities) any order; agent below eval, eval below methods and train, recipes on top.
+LAYERS = [
+    {"errors", "io", "config", "fingerprint", "workflow_lock", "tracking", "tables", "plots"},
+    {"data"},
+    {"llm"},
+    {"memory"},
+    {"agent"},
+    {"eval"},
+    {"methods"},
+    {"train"},
+    {"recipes"},
+    {"cli"},
+]
+
+
+def layer_of(module: str) -> int:
+    part = module.split(".")[1]
+    return next(i for i, names in enumerate(LAYERS) if part in names)
+
+
+def test_every_module_is_in_a_layer():
+    for name in MODULES:
+        if name != "atommem":
+            layer_of(name)
+
+
+def test_no_package_imports_one_above_it():
+    upward = sorted(f"{name} -> {dep}" for name, deps in internal_graph().items() if name != "atommem"
+                    for dep in deps if dep != "atommem" and layer_of(dep) > layer_of(name))
+    assert upward == []

@@ -5,8 +5,9 @@ import random
 from atommem.agent.env import Trajectory, TurnRecord
 from atommem.agent.prompts import user_message
 from atommem.data.statetrack import StateTrackConfig, simulate
+from atommem.data.statetrack_entries import entry_key
 from atommem.eval.write_audit import audit_writes
-from atommem.train.oracle_statetrack import entries, entry_key, world_after
+from atommem.train.oracle_statetrack import entries, world_after
 
 
 def test_entry_key_reads_back_every_entry_the_oracle_writes():

@@ -11,8 +11,6 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from atommem.eval.metrics import extract_boxed
-
 # op name -> tag; op names are the metric names used everywhere
 OP_TAGS = {
     "create": "add_memory",
@@ -28,6 +26,7 @@ STORE_OPS = ("create", "read", "update", "delete")
 _OPEN_TAG = re.compile(r"<(" + "|".join(OP_TAGS.values()) + r")>")
 _UPDATE_BODY = re.compile(r"\s*Memory\s+(\d+)\s*:\s*(.*?)\s*", re.DOTALL)
 _DELETE_BODY = re.compile(r"\s*Memory\s+(\d+)\s*", re.DOTALL)
+_BOXED = re.compile(r"\\boxed\s*\{")
 
 
 @dataclass
@@ -89,3 +88,38 @@ def _make_op(name: str, body: str) -> Op | None:
         answer = extract_boxed(body, require_box=True)  # an unboxed answer is invalid and earns no reward
         return None if answer is None else Op(name, answer)
     return Op(name, body.strip())
+
+
+def extract_boxed(text: str | None, require_box: bool = False) -> str | None:
+    """Content of the last complete \\boxed{...} (nested braces allowed), else the stripped text, or None
+    with `require_box`.
+
+    The agent's <final_answer> (and so the RL reward) requires the box, the format the policy is taught
+    (the paper's <final_answer>\boxed{...}): crediting bare text would reward answers in a format it was never meant to learn. The
+    prompted baselines' free-form replies are read leniently (their best score, a conservative comparison).
+    Returns None for an empty text, or when a \\boxed{ is present but none is closed (a truncated
+    answer): guessing where it ends would credit half-written answers.
+    """
+    if text is None or not text.strip():
+        return None
+    starts = [m.end() for m in _BOXED.finditer(text)]
+    if not starts:
+        return None if require_box else text.strip()
+    for start in reversed(starts):
+        content = _balanced(text, start)
+        if content is not None:
+            return content.strip()
+    return None
+
+
+def _balanced(text: str, start: int) -> str | None:
+    """Text from `start` up to the brace closing the one just before it, or None if never closed."""
+    depth = 1
+    for i in range(start, len(text)):
+        if text[i] == "{":
+            depth += 1
+        elif text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[start:i]
+    return None

@@ -1,4 +1,5 @@
-"""Answer metrics: boxed-answer extraction, SQuAD normalisation, exact match and token F1.
+"""Answer metrics: SQuAD normalisation, exact match and token F1 (boxed answers are read by the answer
+grammar, `atommem.agent.ops.extract_boxed`, imported here for the prompted baselines).
 
 Each prediction is compared with the gold answers (gold first, then aliases) of its OWN question and
 the best match counts (fix 7 of docs/method-fixes.md: never against another question's golds). The F1 follows
@@ -11,44 +12,10 @@ import re
 import string
 from collections import Counter
 
-_BOXED = re.compile(r"\\boxed\s*\{")
+from atommem.agent.ops import extract_boxed  # noqa: F401 (the baselines read their replies through it)
+
 _SPECIAL = ("yes", "no", "noanswer")
 _PUNCTUATION = frozenset(string.punctuation)
-
-
-def extract_boxed(text: str | None, require_box: bool = False) -> str | None:
-    """Content of the last complete \\boxed{...} (nested braces allowed), else the stripped text, or None
-    with `require_box`.
-
-    The agent's <final_answer> (and so the RL reward) requires the box, the format the policy is taught
-    (the paper's <final_answer>\boxed{...}): crediting bare text would reward answers in a format it was never meant to learn. The
-    prompted baselines' free-form replies are read leniently (their best score, a conservative comparison).
-    Returns None for an empty text, or when a \\boxed{ is present but none is closed (a truncated
-    answer): guessing where it ends would credit half-written answers.
-    """
-    if text is None or not text.strip():
-        return None
-    starts = [m.end() for m in _BOXED.finditer(text)]
-    if not starts:
-        return None if require_box else text.strip()
-    for start in reversed(starts):
-        content = _balanced(text, start)
-        if content is not None:
-            return content.strip()
-    return None
-
-
-def _balanced(text: str, start: int) -> str | None:
-    """Text from `start` up to the brace closing the one just before it, or None if never closed."""
-    depth = 1
-    for i in range(start, len(text)):
-        if text[i] == "{":
-            depth += 1
-        elif text[i] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[start:i]
-    return None
 
 
 def normalize_answer(text: str) -> str:

@@ -6,17 +6,18 @@ fact changes. Two kinds of write break that layout:
     "The apple is in the garden."): the old fact is lost from memory;
   - a Create of a fact that a shown entry already states: two entries about one fact, and after the next
     change of that fact at least one of them is stale.
-Found needed when GRPO moved the SFT policy from Updates to Creates (README, statetrack): the counts say
-whether sampled Updates destroy facts and whether the update rewards repeated Creates.
+The counts say whether sampled Updates destroy facts and whether an RL update rewards repeated Creates
+(docs/experiments/2026-12-05-write-audit-advantages.md).
 
-Only writes in the oracle's entry forms are judged (`entry_key`); other text counts in neither column.
+Only writes in the oracle's entry forms are judged (`atommem.data.statetrack_entries.entry_key`); other
+text counts in neither column.
 """
 
 from __future__ import annotations
 
 from atommem.agent.env import Trajectory
 from atommem.agent.prompts import shown_entries
-from atommem.train.oracle_statetrack import entry_key
+from atommem.data.statetrack_entries import entry_key
 
 WRITE_COLUMNS = ("writes_update_judged", "writes_update_other_fact", "writes_create_judged",
                  "writes_create_repeat")

@@ -70,22 +70,6 @@ def entries(state: WorldState) -> dict[tuple[str, str], str]:
     return out
 
 
-_ENTRY_FORMS = (
-    ("person", re.compile(r"(\w+) is in the \w+\.?")),
-    ("carries", re.compile(r"\w+ carries the (\w+)\.?")),
-    ("lying", re.compile(r"The (\w+) is in the \w+\.?")),
-)
-
-
-def entry_key(text: str) -> tuple[str, str] | None:
-    """The (kind, name) of the fact an entry in the form of `entries` states; None for any other text."""
-    for kind, form in _ENTRY_FORMS:
-        m = form.fullmatch(text.strip())
-        if m:
-            return kind, m.group(1)
-    return None
-
-
 def new_facts(chunk: str, facts: list[str], start: int) -> int:
     """How many of `facts[start:]` the chunk holds, in order, from the first one on."""
     position, end = 0, start
