@@ -80,6 +80,7 @@ class TurnRecord:
     store_size: int
     prompt_tokens: int
     completion_tokens: int
+    finish_reason: str = "stop"  # the generation's: "length" when max_new_tokens cut it
     # token ids and log-probs from local backends, kept in memory for RL and not written to disk
     prompt_ids: list[int] | None = None
     completion_ids: list[int] | None = None
@@ -109,6 +110,8 @@ class Trajectory:
     context_tokens: int
     peak_store_size: int
     wall_s: float = 0.0
+    # the memory the episode ended with: every store entry (oldest first), then the scratchpad if not empty
+    final_memory: list[str] | None = None
 
     def to_dict(self) -> dict:
         row = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -232,6 +235,7 @@ class Episode:
             store_size=len(self.store),
             prompt_tokens=generation.prompt_tokens,
             completion_tokens=generation.completion_tokens,
+            finish_reason=generation.finish_reason,
             prompt_ids=generation.prompt_ids,
             completion_ids=generation.completion_ids,
             logprobs=generation.logprobs,
@@ -335,4 +339,9 @@ class Episode:
             num_chunks=len(self.chunks),
             context_tokens=self.context_tokens,
             peak_store_size=self.peak_store_size,
+            final_memory=self.memory_texts(),
         )
+
+    def memory_texts(self) -> list[str]:
+        """What memory holds now: every store entry, oldest first, then the scratchpad if it is not empty."""
+        return [e.text for e in self.store.entries] + ([self.scratchpad] if self.scratchpad.strip() else [])

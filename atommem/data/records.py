@@ -143,9 +143,12 @@ class LongSample:
     questions: list[Question]
     documents: list[Paragraph]  # in rendered order
     context: str  # "Document 1:\n{title}\n{text}\n\nDocument 2:\n..."
+    # statetrack only: the world's true final state, subject -> relation -> value (a str, or a list for
+    # `carries`), from the generator (atommem.data.statetrack.final_state); None for the benchmarks
+    final_state: dict | None = None
 
     def to_dict(self) -> dict:
-        return {
+        row = {
             "id": self.id,
             "benchmark": self.benchmark,
             "num_docs": self.num_docs,
@@ -153,6 +156,9 @@ class LongSample:
             "documents": [d.to_dict() for d in self.documents],
             "context": self.context,
         }
+        if self.final_state is not None:
+            row["final_state"] = self.final_state
+        return row
 
     @classmethod
     def from_dict(cls, data: dict) -> LongSample:
@@ -164,7 +170,19 @@ class LongSample:
             questions=[Question.from_dict(q) for q in _require(data, "questions", what, list)],
             documents=[Paragraph.from_dict(d) for d in _require(data, "documents", what, list)],
             context=_require(data, "context", what, str),
+            final_state=_final_state(data.get("final_state"), what),
         )
+
+
+def _final_state(value, what: str) -> dict | None:
+    """None, or subject -> {relation: str or list of str} (statetrack's ground truth)."""
+    if value is None:
+        return None
+    if not (isinstance(value, dict) and all(
+            isinstance(relations, dict) and all(isinstance(v, str) or (isinstance(v, list) and all(
+                isinstance(x, str) for x in v)) for v in relations.values()) for relations in value.values())):
+        raise ValueError(f"{what}: 'final_state' must map subject -> relation -> a string or a list of strings")
+    return value
 
 
 def read_samples(path, max_samples: int | None = None) -> list[LongSample]:

@@ -187,6 +187,22 @@ def replay(events: Sequence[Event]) -> WorldState:
     return state
 
 
+def final_state(state: WorldState) -> dict[str, dict[str, str | list[str]]]:
+    """The world's true final state, keyed by subject and relation: each person's `location` (a place) and,
+    when they carry anything, `carries` (the sorted objects); each object lying somewhere, its `location`.
+    These are the facts the oracle's memory states ("Mary is in the kitchen.", "Mary carries the apple.",
+    "The apple is in the hallway."); a carried object's place follows from its holder's and is not listed.
+    Written into every statetrack sample as `final_state`; `state_f1` scores memory against it."""
+    out: dict[str, dict[str, str | list[str]]] = {}
+    for person in sorted(state.location):
+        out[person] = {"location": state.location[person]}
+        if state.carried(person):
+            out[person]["carries"] = state.carried(person)
+    for obj in sorted(state.lying):
+        out[obj] = {"location": state.lying[obj]}
+    return out
+
+
 # ---- questions ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class WorldQuestion:
@@ -317,6 +333,7 @@ def build_statetrack_samples(pool: Sequence[Paragraph], cfg: StateTrackConfig, n
             ],
             documents=documents,
             context=render_context(documents),
+            final_state=final_state(state),
         ))
     return samples
 

@@ -16,13 +16,16 @@ from atommem.agent.prompts import shown_memory
 from atommem.data import statetrack
 from atommem.eval.judge import JudgeConfig, judge
 from atommem.eval.metrics import exact_match, f1_score
+from atommem.eval.state_f1 import state_f1
 from atommem.io import write_json_atomic, write_jsonl_atomic
 
 METRICS = ("em", "f1", "judge")
 
 
 def score_trajectory(traj, sample) -> list[dict]:
-    """Rows {sample_id, benchmark, num_docs, question_id, question, prediction, answers, em, f1, cost_*}.
+    """Rows {sample_id, benchmark, num_docs, question_id, question, prediction, answers, em, f1, cost_*}; on
+    statetrack also memory_backed and, when the sample has its `final_state` and `traj` its `final_memory`,
+    state_f1 (atommem.eval.state_f1).
 
     `traj` needs .sample_id, .benchmark, .num_docs, .answers (one extracted answer or None per
     question); if it has .turns (TurnRecords), its turn and token counts become cost_* columns.
@@ -35,6 +38,11 @@ def score_trajectory(traj, sample) -> list[dict]:
             f"trajectory {traj.sample_id!r}: {len(traj.answers)} answers for {len(sample.questions)} questions"
         )
     costs = _costs(traj)
+    # statetrack: the F1 of the memory the episode ended with against the world's true final state, a
+    # property of the sample repeated on each of its rows (as the costs)
+    final_memory = getattr(traj, "final_memory", None)
+    if getattr(sample, "final_state", None) is not None and final_memory is not None:
+        costs["state_f1"] = state_f1(final_memory, sample.final_state)
     memories = _answer_turn_memories(traj) if traj.benchmark == statetrack.BENCHMARK else None
     rows = []
     for index, (prediction, question) in enumerate(zip(traj.answers, sample.questions)):
@@ -133,9 +141,10 @@ def _stats(rows: list[dict]) -> dict:
         stats["memory_backed_frac"] = len(held) / len(backed)
         stats["em_backed"] = _mean([float(r["em"]) for r in held]) if held else None
         stats["em_not_backed"] = _mean([float(r["em"]) for r in guessed]) if guessed else None
-    # costs and the write audit belong to the sample (repeated on each of its rows): average over samples
+    # costs, the write audit and state_f1 belong to the sample (repeated on each of its rows): average over samples
     first_rows = [sample_rows[0] for sample_rows in by_sample.values()]
-    per_sample_keys = sorted({k for row in first_rows for k in row if k.startswith(("cost_", "writes_"))})
+    per_sample_keys = sorted({k for row in first_rows for k in row
+                              if k.startswith(("cost_", "writes_")) or k == "state_f1"})
     for key in per_sample_keys:
         values = [row[key] for row in first_rows if isinstance(row.get(key), (int, float))]
         if values:

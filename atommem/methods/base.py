@@ -39,6 +39,9 @@ class MethodResult:
     peak_store: int
     context_tokens: int
     trajectory: Trajectory | None = None
+    # the memory the method ended with (store entries, scratchpad or memory block); [] for a method that
+    # writes none (full-context, and RAG, whose index holds the raw chunks); scored by eval.state_f1
+    final_memory: list[str] | None = None
 
     def cost(self) -> dict[str, float]:
         """Cost columns of every scored row of this sample (means are taken over samples)."""
@@ -83,4 +86,5 @@ def result_from_trajectory(trajectory: Trajectory) -> MethodResult:
         peak_store=trajectory.peak_store_size,
         context_tokens=trajectory.context_tokens,
         trajectory=trajectory,
+        final_memory=trajectory.final_memory,
     )

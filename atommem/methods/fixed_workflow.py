@@ -35,6 +35,7 @@ class Ledger:
     def __init__(self, samples: list[LongSample]):
         self.samples = samples
         self.costs = [SampleCost() for _ in samples]
+        self.memories: list[list[str]] = [[] for _ in samples]  # each sample's memory at the end (note_memory)
 
     def generate(self, llm: LLM, sampling: SamplingConfig, requests: list[tuple[int, Conversation]]) -> list[str]:
         """One batched call for `requests` (sample index, conversation); returns the texts in order.
@@ -61,6 +62,10 @@ class Ledger:
     def note_store(self, i: int, size: int) -> None:
         self.costs[i].peak_store = max(self.costs[i].peak_store, size)
 
+    def note_memory(self, i: int, texts: list[str]) -> None:
+        """Sample i's memory now (the last call is the memory it ends with, scored by eval.state_f1)."""
+        self.memories[i] = [t for t in texts if t]
+
     def results(self, answers: list[list[str | None]], tokenizer) -> list[MethodResult]:
         return [
             MethodResult(
@@ -74,8 +79,10 @@ class Ledger:
                 wall_s=cost.wall_s,
                 peak_store=cost.peak_store,
                 context_tokens=count_tokens(tokenizer, sample.context),
+                final_memory=memory,
             )
-            for sample, cost, sample_answers in zip(self.samples, self.costs, answers, strict=True)
+            for sample, cost, sample_answers, memory in zip(self.samples, self.costs, answers, self.memories,
+                                                            strict=True)
         ]
 
 

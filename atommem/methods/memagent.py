@@ -33,5 +33,6 @@ class MemAgentMethod(FixedWorkflow):
                 if text.strip():  # an empty reply keeps the old memory rather than erasing it
                     memories[i] = text.strip()
                 ledger.note_store(i, 1 if memories[i] else 0)
+                ledger.note_memory(i, [memories[i]])
         return [(i, bp.memagent_answer(q.question, memories[i]))
                 for i, sample in enumerate(samples) for q in sample.questions]

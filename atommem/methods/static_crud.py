@@ -56,6 +56,7 @@ class StaticCRUDMethod(FixedWorkflow):
                     decisions[_apply(stores[i], fact, entries, bp.parse_decision(reply, len(entries)), step)] += 1
             for i in active:
                 ledger.note_store(i, len(stores[i]))
+                ledger.note_memory(i, [e.text for e in stores[i].entries])
         log.info("static-crud decisions over %d samples: %s", len(samples), dict(decisions))
         requests = []
         for i, sample in enumerate(samples):
