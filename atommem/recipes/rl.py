@@ -1,7 +1,10 @@
 """`atommem rl`: multi-turn GRPO of the memory agent (the paper's RL stage; docs/training.md).
 
-    atommem rl --config config/rl.yaml --set samples=results/data/hotpotqa_train.jsonl --set out_dir=results/train/rl
+    atommem rl --set model.name=results/train/sft/final --set samples=results/data/train/statetrack_4.jsonl \
+        --set out_dir=results/train/rl
     accelerate launch --config_file config/accelerate/fsdp.yaml -m atommem.cli rl --config ... --set rollout=vllm
+
+`--print-config` shows every key; the workflow passes them from config/*.yaml's `rl` section.
 
 Writes `out_dir/metrics.jsonl` (one row per step, the stable metric names of docs/architecture.md),
 `out_dir/checkpoints/step_N/` and `out_dir/final/` (a plain HF model folder). Started again after a crash
