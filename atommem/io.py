@@ -160,6 +160,11 @@ def read_text(path: str | os.PathLike) -> str:
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
     """The JSON objects of a JSONL file (blank lines skipped); a bad line is an InputError naming it."""
+    return [row for _, row in read_jsonl_lines(path)]
+
+
+def read_jsonl_lines(path: str | os.PathLike) -> list[tuple[int, dict]]:
+    """(line number, JSON object) of each non-blank line of a JSONL file, so later checks can name the line."""
     rows = []
     for line_no, line in enumerate(read_text(path).splitlines(), 1):
         if not line.strip():
@@ -170,7 +175,7 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
             raise InputError(f"{path}: line {line_no}: not valid JSON (a cut or corrupt line?): {err.msg}") from None
         if not isinstance(row, dict):
             raise InputError(f"{path}: line {line_no}: expected a JSON object, got {type(row).__name__}")
-        rows.append(row)
+        rows.append((line_no, row))
     return rows
 
 

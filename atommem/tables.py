@@ -80,14 +80,20 @@ def collect(
     columns no kept row has are left out.
     """
     rows = [row for path in paths for row in summary_rows(path)]
-    if keep:
-        rows = [row for row in rows if row["run"] in keep or row["method"] in keep]
-    if groups:
-        rows = [row for row in rows if f"{row['benchmark']}_{row['num_docs']}" in groups]
     if not rows:
-        wanted = f" for rows {list(keep)}" if keep else ""
-        wanted += f" in groups {list(groups)}" if groups else ""
-        raise TableInputError(f"compare: the inputs hold no '<benchmark>_<num_docs>' groups{wanted}")
+        raise TableInputError(f"{', '.join(map(str, paths))}: no '<benchmark>_<num_docs>' groups (nothing scored)")
+    if keep:
+        found = sorted({row["run"] for row in rows} | {row["method"] for row in rows})
+        rows = [row for row in rows if row["run"] in keep or row["method"] in keep]
+        if not rows:
+            raise TableInputError(f"rows: the filter {list(keep)} keeps none of the inputs' runs and methods "
+                                  f"({', '.join(found)})")
+    if groups:
+        found = sorted({f"{row['benchmark']}_{row['num_docs']}" for row in rows})
+        rows = [row for row in rows if f"{row['benchmark']}_{row['num_docs']}" in groups]
+        if not rows:
+            raise TableInputError(f"groups: the filter {list(groups)} keeps none of the inputs' groups "
+                                  f"({', '.join(found)})")
     frame = pd.DataFrame(rows).dropna(axis="columns", how="all")
     unknown = [key for key in sort if key not in frame.columns]
     if unknown:

@@ -448,3 +448,242 @@ def test_real_processes(tmp_path):
     result = subprocess.run([sys.executable, "-c", code, "rl", "--set", f"samples={cut}", "--set", "out_dir=o"],
                             capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "False", "a bad input should fail before torch is imported"
+
+
+# ---------------------------------------------------------------- degenerate inputs, as real processes
+# Well-formed input that leaves nothing to do is an error too: exit 2, one line naming the file and line
+# (or the key of the filter), nothing written, and no model loaded.
+
+
+def run_process(argv: list[str], cwd: Path, alone: bool = True) -> str:
+    """Run the installed `atommem` command; assert exit 2 and a clean last stderr line; return it. `alone`:
+    that line is all of stderr (the input failed before anything ran, logged or loaded)."""
+    result = subprocess.run([ATOMMEM, *argv], capture_output=True, text=True, timeout=300, cwd=cwd)
+    assert result.returncode == 2, (argv, result.returncode, result.stderr[-3000:])
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 or not alone, (argv, result.stderr[-3000:])
+    assert "Traceback" not in result.stderr and lines[-1].startswith(f"atommem {argv[0]}: error: "), result.stderr
+    return lines[-1]
+
+
+def stage_argv(stage: str, samples: Path, out: Path) -> list[str]:
+    target = {"evaluate": "out_dir", "rl": "out_dir", "synthesize": "out"}[stage]
+    return [stage, *FAST, "--set", f"samples={samples}", "--set", f"{target}={out}"]
+
+
+def sample(sample_id: str, **fields) -> dict:
+    return {**SAMPLE, "id": sample_id, **fields}
+
+
+DEGENERATE_SAMPLES = {  # case -> (file text, what the line must say after the path)
+    "empty-file": ("", ": no samples (the file is empty or holds only blank lines)"),
+    "blank-lines": ("\n   \n\t\n", ": no samples (the file is empty or holds only blank lines)"),
+    "no-questions": ([SAMPLE, sample("s2", questions=[])],
+                     ": line 2: sample 's2' has no questions (field 'questions' is empty)"),
+    "no-documents": ([SAMPLE, sample("s2", documents=[])],
+                     ": line 2: sample 's2' has no documents (field 'documents' is empty)"),
+    "no-answers": ([SAMPLE, sample("s2", questions=[with_field(QUESTION, "answers", [])])],
+                   ": line 2: question 'q1' of sample 's2' has no answers"),
+    # a blank line between: the message names file lines, not row numbers
+    "duplicate-id": ([SAMPLE, sample("s2"), "", sample("s1")], ": lines 1 and 4: duplicate sample id 's1'"),
+}
+
+
+def write_lines(path: Path, content) -> Path:
+    if isinstance(content, str):
+        path.write_text(content, encoding="utf-8")
+    else:
+        path.write_text("".join((json.dumps(r) if r != "" else "") + "\n" for r in content), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("stage", ["evaluate", "rl", "synthesize"])
+@pytest.mark.parametrize("case", list(DEGENERATE_SAMPLES))
+def test_degenerate_samples_file(tmp_path, stage, case):
+    content, expected = DEGENERATE_SAMPLES[case]
+    path = write_lines(tmp_path / "samples.jsonl", content)
+    line = run_process(stage_argv(stage, path, tmp_path / "out"), tmp_path)
+    assert f"{path}{expected}" in line, line
+    assert not (tmp_path / "out").exists()
+
+
+def test_degenerate_validation_samples(tmp_path):
+    good = write_rows(tmp_path / "train.jsonl", [sample(f"s{i}") for i in range(10)])  # more than a probe takes
+    empty = write_lines(tmp_path / "val.jsonl", "\n")
+    line = run_process(["rl", *FAST, "--set", f"samples={good}", "--set", f"val_samples={empty}",
+                        "--set", f"out_dir={tmp_path / 'out'}"], tmp_path)
+    assert f"{empty}: no samples" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_same_sample_id_in_two_files(tmp_path):
+    a = write_rows(tmp_path / "a.jsonl", [SAMPLE])
+    b = write_rows(tmp_path / "b.jsonl", [sample("s2"), SAMPLE])
+    line = run_process(["evaluate", *FAST, "--set", f"samples=[{a},{b}]", "--set", f"out_dir={tmp_path / 'out'}"],
+                       tmp_path)
+    assert f"sample id 's1' occurs twice, in {a} line 1 and in {b} line 2; give each file once" in line, line
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["evaluate", "--set", "max_samples=0"], "max_samples: expected >= 1 or null, got 0"),
+    (["synthesize", "--set", "max_samples=0"], "max_samples: expected >= 1 or null, got 0"),
+    (["rl", "--set", "val_max_samples=0"], "val_max_samples: expected >= 1 or null, got 0"),
+])
+def test_a_sample_filter_that_keeps_nothing(tmp_path, argv, expected):
+    """The filters over samples (max_samples, val_max_samples) can only keep 0 when set to 0: refused."""
+    samples = write_rows(tmp_path / "s.jsonl", [SAMPLE])
+    out = "out" if argv[0] == "synthesize" else "out_dir"
+    line = run_process([*argv, *FAST, "--set", f"samples={samples}", "--set", f"{out}={tmp_path / 'out'}"], tmp_path)
+    assert expected in line, line
+    assert not (tmp_path / "out").exists()
+
+
+# ---- model folders: what from_pretrained needs is checked before anything loads
+
+
+def model_folder(tmp_path: Path, source: str, keep: set[str], name: str = "model") -> Path:
+    """A copy of the tiny model's folder with only the files in `keep`."""
+    import shutil
+
+    folder = tmp_path / name
+    folder.mkdir()
+    for file in Path(source).iterdir():
+        if file.name in keep:
+            shutil.copy(file, folder / file.name)
+    return folder
+
+
+TOKENIZER = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"}
+WEIGHTS = {"config.json", "generation_config.json", "model.safetensors"}
+
+
+def cut_weights(folder: Path) -> str:
+    data = (folder / "model.safetensors").read_bytes()
+    (folder / "model.safetensors").write_bytes(data[: len(data) // 2])
+    return f"{folder / 'model.safetensors'}: unreadable weights (cut: {len(data) // 2} bytes, its header says {len(data)})"
+
+
+def garbage_weights(folder: Path) -> str:
+    (folder / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not json at all!" + b"\0" * 64)
+    return f"{folder / 'model.safetensors'}: unreadable weights (not a safetensors file (its header does not parse))"
+
+
+def index_without_shard(folder: Path) -> str:
+    (folder / "model.safetensors").unlink()
+    (folder / "model.safetensors.index.json").write_text(json.dumps(
+        {"weight_map": {"lm_head.weight": "model-00001-of-00002.safetensors"}}))
+    return f"{folder / 'model-00001-of-00002.safetensors'}: unreadable weights (No such file or directory)"
+
+
+MODEL_CASES = {  # case -> (files kept, damage, expected message after the key)
+    "no-tokenizer": (WEIGHTS, None, "{folder} has no tokenizer (none of tokenizer.json, tokenizer.model, vocab.json, "
+                                    "vocab.txt, spiece.model); copy the base model's tokenizer files in, or set "
+                                    "model.tokenizer"),
+    "no-weights": (TOKENIZER | {"config.json"}, None,
+                   "{folder} has no weights (none of model.safetensors, model.safetensors.index.json, "
+                   "pytorch_model.bin, pytorch_model.bin.index.json)"),
+    "no-config": (TOKENIZER | {"model.safetensors"}, None, "{folder} has no config.json (a tokenizer folder, not a model)"),
+    "cut-weights": (WEIGHTS | TOKENIZER, cut_weights, None),
+    "garbage-weights": (WEIGHTS | TOKENIZER, garbage_weights, None),
+    "missing-shard": (WEIGHTS | TOKENIZER, index_without_shard, None),
+}
+
+
+def model_argv(stage: str, tmp_path: Path, folder: Path) -> list[str]:
+    samples = write_rows(tmp_path / "s.jsonl", [SAMPLE])
+    if stage == "sft":
+        examples = write_rows(tmp_path / "e.jsonl", [EXAMPLE])
+        return ["sft", "--set", f"model.name={folder}", "--set", f"examples={examples}",
+                "--set", f"out_dir={tmp_path / 'out'}"]
+    out = "out" if stage == "synthesize" else "out_dir"
+    extra = ["--set", "teacher=llm"] if stage == "synthesize" else []
+    return [stage, "--set", "embedder.kind=hashing", "--set", f"model.name={folder}", "--set", f"samples={samples}",
+            "--set", f"{out}={tmp_path / 'out'}", *extra]
+
+
+@pytest.mark.parametrize("stage", ["evaluate", "rl", "sft", "synthesize"])
+@pytest.mark.parametrize("case", list(MODEL_CASES))
+def test_incomplete_model_folder(tmp_path, tiny_model_dir, stage, case):
+    keep, damage, expected = MODEL_CASES[case]
+    folder = model_folder(tmp_path, tiny_model_dir, keep)
+    if damage is not None:
+        expected = damage(folder)
+    line = run_process(model_argv(stage, tmp_path, folder), tmp_path)
+    assert f"model.name: {expected.format(folder=folder)}" in line, line
+    assert not (tmp_path / "out").exists()
+
+
+def test_what_each_model_key_needs(tmp_path, tiny_model_dir):
+    """model.tokenizer needs only a tokenizer, ref_model and a model with its own tokenizer only weights,
+    the oracle teacher only a tokenizer; convert-model a whole model."""
+    weights_only = model_folder(tmp_path, tiny_model_dir, WEIGHTS, "weights")
+    tokenizer_only = model_folder(tmp_path, tiny_model_dir, TOKENIZER, "tokenizer")
+    samples = write_rows(tmp_path / "s.jsonl", [SAMPLE])
+    line = run_process(["rl", *FAST, "--set", f"ref_model={tokenizer_only}", "--set", f"samples={samples}",
+                        "--set", f"out_dir={tmp_path / 'out'}"], tmp_path)
+    assert f"ref_model: {tokenizer_only} has no config.json" in line, line
+    line = run_process(["evaluate", *FAST, "--set", f"model.tokenizer={weights_only}", "--set", f"samples={samples}",
+                        "--set", f"out_dir={tmp_path / 'out'}"], tmp_path)
+    assert f"model.tokenizer: {weights_only} has no tokenizer" in line and "set model.tokenizer" not in line, line
+    line = run_process(["convert-model", "--set", f"name={weights_only}"], tmp_path)
+    assert f"name: {weights_only} has no tokenizer" in line, line
+    # the oracle reads only the tokenizer: a tokenizer folder is enough (it fails later, on the empty file)
+    empty = write_lines(tmp_path / "empty.jsonl", "")
+    line = run_process(["synthesize", "--set", "embedder.kind=hashing", "--set", f"model.name={tokenizer_only}",
+                        "--set", f"samples={empty}", "--set", f"out={tmp_path / 'out'}"], tmp_path)
+    assert f"{empty}: no samples" in line, line
+    assert not (tmp_path / "out").exists()
+
+
+# ---- other stages: inputs that leave nothing to do
+
+
+def test_prepare_filters_that_leave_no_question(tmp_path):
+    records = json.loads(HOTPOT.read_text(encoding="utf-8"))
+    line = run_process(["prepare", "--set", f"path={HOTPOT}", "--set", f"skip_questions={len(records)}",
+                        "--set", f"out={tmp_path / 's.jsonl'}"], tmp_path)
+    assert f"skip_questions: {len(records)} skips all {len(records)} questions of {HOTPOT}; no sample is left" in line
+    empty = tmp_path / "hotpot.json"
+    empty.write_text("[]", encoding="utf-8")
+    line = run_process(["prepare", "--set", f"path={empty}", "--set", f"out={tmp_path / 's.jsonl'}"], tmp_path)
+    assert f"{empty}: no questions (the file holds an empty list)" in line, line
+    assert not (tmp_path / "s.jsonl").exists()
+
+
+def test_compare_filters_that_keep_no_row(tmp_path):
+    path = tmp_path / "summary.json"
+    path.write_text(json.dumps({"method": "rag", "run": "rag-zs", "groups": {
+        "hotpotqa_10": {"em_macro": 0.5, "em_micro": 0.5, "f1_macro": 0.5}}}), encoding="utf-8")
+    tables = ["--set", f"out_csv={tmp_path / 't.csv'}", "--set", f"out_md={tmp_path / 't.md'}"]
+    line = run_process(["compare", *tables, "--set", f"inputs=[{path}]", "--set", "rows=[memagent]"], tmp_path)
+    assert "rows: the filter ['memagent'] keeps none of the inputs' runs and methods (rag, rag-zs)" in line, line
+    line = run_process(["compare", *tables, "--set", f"inputs=[{path}]", "--set", "groups=[musique_10]"], tmp_path)
+    assert "groups: the filter ['musique_10'] keeps none of the inputs' groups (hotpotqa_10)" in line, line
+    path.write_text(json.dumps({"method": "rag", "groups": {}}), encoding="utf-8")
+    line = run_process(["compare", *tables, "--set", f"inputs=[{path}]"], tmp_path)
+    assert f"{path}: no '<benchmark>_<num_docs>' groups (nothing scored)" in line, line
+    assert not list(tmp_path.glob("t.*"))
+
+
+def test_synthesis_whose_filter_keeps_no_trajectory(tmp_path, tiny_model_dir):
+    """The one case found only after a model ran: a random teacher answers nothing right."""
+    samples = write_rows(tmp_path / "s.jsonl", [SAMPLE])
+    out = tmp_path / "out"
+    line = run_process(["synthesize", *FAST, "--set", "teacher=llm", "--set", "min_fraction_correct=1.0",
+                        "--set", "sampling.max_new_tokens=4", "--set", "env.max_turns=2",
+                        "--set", "tracking.enabled=false", "--set", f"samples={samples}",
+                        "--set", f"out={out / 'examples.jsonl'}", "--set", f"stats_out={out / 'stats.json'}"],
+                       tmp_path, alone=False)
+    assert ("min_fraction_correct: the filter (1) keeps none of the 1 trajectories (best 0.00 of its questions "
+            "right); no examples, nothing written") in line, line
+    assert not out.exists()
+
+
+def test_sft_example_that_cannot_fit_max_length(tmp_path):
+    """Found by tokenizing, so after the tokenizer loads, but before the model does and before any write."""
+    examples = write_rows(tmp_path / "e.jsonl", [EXAMPLE, EXAMPLE])
+    line = run_process(["sft", "--set", "model.name=tiny-random", "--set", f"examples={examples}", "--set", "max_length=4",
+                        "--set", "tracking.enabled=false", "--set", f"out_dir={tmp_path / 'out'}"], tmp_path, alone=False)
+    assert f"{examples}: line 1: a completion of " in line and "leaves no room for its prompt within max_length (4)" in line
+    assert not (tmp_path / "out").exists()

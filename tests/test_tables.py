@@ -59,7 +59,7 @@ def test_rows_and_groups_select(summaries):
     assert list(frame.run) == ["atommem-rl", "memagent"] and set(frame.num_docs) == {10}
     frame = tables.collect(summaries, keep=["memagent"], groups=["hotpotqa_20"])
     assert list(frame.run) == ["memagent"] and list(frame.num_docs) == [20]
-    with pytest.raises(tables.TableInputError, match=r"in groups \['musique_20'\]"):
+    with pytest.raises(tables.TableInputError, match=r"groups: the filter \['musique_20'\] keeps none"):
         tables.collect(summaries, groups=["musique_20"])
 
 

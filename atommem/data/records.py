@@ -187,20 +187,40 @@ def _final_state(value, what: str) -> dict | None:
 
 def read_samples(path, max_samples: int | None = None) -> list[LongSample]:
     """Long-context samples from a JSONL file written by `atommem prepare`."""
+    return [sample for _, sample in read_samples_lines(path, max_samples)]
+
+
+def read_samples_lines(path, max_samples: int | None = None) -> list[tuple[int, LongSample]]:
+    """(line number, sample) of each sample of a JSONL file, checked: a file without samples, a sample
+    without questions, documents or gold answers, and an id given twice are InputErrors naming the line(s)."""
     from pathlib import Path
 
     from atommem.errors import InputError
-    from atommem.io import read_jsonl
+    from atommem.io import read_jsonl_lines
 
     if not Path(path).exists():
         raise InputError(f"samples file not found: {path} (build it with `atommem prepare`)")
-    rows = read_jsonl(path)
+    rows = read_jsonl_lines(path)
+    if not rows:
+        raise InputError(f"{path}: no samples (the file is empty or holds only blank lines)")
     if max_samples is not None:
         rows = rows[:max_samples]
-    samples = []
-    for line_no, row in enumerate(rows, 1):
+    samples, first_line = [], {}
+    for line_no, row in rows:
         try:
-            samples.append(LongSample.from_dict(row))
+            sample = LongSample.from_dict(row)
         except (ValueError, TypeError, KeyError) as err:
             raise InputError(f"{path}: line {line_no}: {err}") from None
+        if not sample.questions:
+            raise InputError(f"{path}: line {line_no}: sample {sample.id!r} has no questions (field 'questions' is empty)")
+        if not sample.documents:
+            raise InputError(f"{path}: line {line_no}: sample {sample.id!r} has no documents (field 'documents' is empty)")
+        for question in sample.questions:
+            if not question.answers:
+                raise InputError(f"{path}: line {line_no}: question {question.id!r} of sample {sample.id!r} has no "
+                                 "answers (field 'answers' is empty; nothing could score it)")
+        if sample.id in first_line:
+            raise InputError(f"{path}: lines {first_line[sample.id]} and {line_no}: duplicate sample id {sample.id!r}")
+        first_line[sample.id] = line_no
+        samples.append((line_no, sample))
     return samples

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fcntl
 import importlib.util
+import json
 import logging
 import os
 import re
@@ -196,11 +197,12 @@ LOCAL_BUILDERS: dict[str, Callable[[Path], None]] = {
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 
-def check_model_name(name: str, key: str, aliases: Iterable[str] = ()) -> None:
+def check_model_name(name: str, key: str, aliases: Iterable[str] = (), needs: Iterable[str] = ()) -> None:
     """Fail before anything loads when `name` can be neither an alias, a local model folder nor a hub id.
 
     A name whose parent folder exists here (results/train/sft/final) is a local path and must be a model
-    folder; an `owner/name` hub id must be in the local hub cache when the hub is offline.
+    folder, holding what `needs` asks for ("weights": readable weight files, "tokenizer": tokenizer files);
+    an `owner/name` hub id must be in the local hub cache when the hub is offline.
     """
     if name in LOCAL_BUILDERS or name in HUB_ALIASES or name in aliases:
         return
@@ -208,6 +210,13 @@ def check_model_name(name: str, key: str, aliases: Iterable[str] = ()) -> None:
     if path.is_dir():
         if not (path / "config.json").is_file() and not (path / "tokenizer_config.json").is_file():
             raise ConfigError(f"{key}: {name} is a folder but not a model (no config.json or tokenizer_config.json)")
+        if "weights" in needs:
+            check_weights(path, key)
+        if "tokenizer" in needs and not any((path / f).is_file() for f in TOKENIZER_FILES) and not any(
+                path.glob("*.tiktoken")):
+            raise ConfigError(f"{key}: {name} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}); copy the "
+                              "base model's tokenizer files in" + (", or set model.tokenizer" if key.endswith(".name")
+                                                                    else ""))
         return
     parent = path.parent
     local = path.exists() or name.startswith((".", "/", "~")) or (str(parent) != "." and parent.is_dir())
@@ -216,6 +225,67 @@ def check_model_name(name: str, key: str, aliases: Iterable[str] = ()) -> None:
         raise ConfigError(f"{key}: no model folder {name} (and not an alias: {known})")
     if _hub_offline() and not _in_hub_cache(name):
         raise ConfigError(f"{key}: hub id {name} is not in the local hub cache and the hub is offline (HF_HUB_OFFLINE)")
+
+
+# a tokenizer's vocabulary: one of these (or a *.tiktoken file) is what from_pretrained needs besides its config
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model")
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def check_weights(folder: Path, key: str) -> None:
+    """The folder has a config and weight files that read: a safetensors header that parses and a file as
+    long as the header says, every shard an index names, a torch pickle's magic. No tensor is loaded."""
+    if not (folder / "config.json").is_file():
+        raise ConfigError(f"{key}: {folder} has no config.json (a tokenizer folder, not a model)")
+    present = [f for f in WEIGHT_FILES if (folder / f).is_file()]
+    if not present:
+        raise ConfigError(f"{key}: {folder} has no weights (none of {', '.join(WEIGHT_FILES)})")
+    weights = folder / present[0]
+    files = [weights]
+    if weights.name.endswith(".index.json"):
+        try:
+            shards = sorted(set(json.loads(weights.read_text(encoding="utf-8"))["weight_map"].values()))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+            raise ConfigError(f"{key}: {weights}: unreadable weight index ({_why(err)})") from None
+        files = [folder / shard for shard in shards]
+    for file in files:
+        try:
+            problem = _safetensors_problem(file) if file.suffix == ".safetensors" else _torch_file_problem(file)
+        except OSError as err:
+            problem = _why(err)
+        if problem:
+            raise ConfigError(f"{key}: {file}: unreadable weights ({problem})")
+
+
+def _why(err: Exception) -> str:
+    return err.strerror if isinstance(err, OSError) and err.strerror else str(err) or type(err).__name__
+
+
+def _safetensors_problem(file: Path) -> str | None:
+    size = file.stat().st_size
+    with open(file, "rb") as handle:
+        head = handle.read(8)
+        if len(head) < 8:
+            return f"{size} bytes, too short for a safetensors header"
+        length = int.from_bytes(head, "little")
+        if length > size - 8:
+            return f"cut: the header alone says {length} bytes, the file has {size}"
+        try:
+            header = json.loads(handle.read(length))
+            end = max((int(t["data_offsets"][1]) for n, t in header.items() if n != "__metadata__"), default=0)
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError):
+            return "not a safetensors file (its header does not parse)"
+    if size < 8 + length + end:
+        return f"cut: {size} bytes, its header says {8 + length + end}"
+    return None
+
+
+def _torch_file_problem(file: Path) -> str | None:
+    with open(file, "rb") as handle:
+        magic = handle.read(4)
+    if magic != b"PK\x03\x04" and not magic.startswith(b"\x80"):  # torch.save's zip, or a legacy pickle
+        return "not a torch checkpoint (neither a zip nor a pickle)"
+    return None
 
 
 def _hub_offline() -> bool:
@@ -228,10 +298,12 @@ def _in_hub_cache(repo_id: str) -> bool:
     return (Path(HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}").is_dir()
 
 
-def check_model_config(model, key: str = "model") -> None:
-    """`model.name` and `model.tokenizer` of a ModelConfig; a served (openai) model is the server's business."""
+def check_model_config(model, key: str = "model", needs_weights: bool = True) -> None:
+    """`model.name` and `model.tokenizer` of a ModelConfig; a served (openai) model is the server's business.
+    `needs_weights` False: only the tokenizer is used (the oracle teacher)."""
     if model.backend == "openai":
         return
-    check_model_name(model.name, f"{key}.name")
+    needs = (("weights",) if needs_weights else ()) + (() if model.tokenizer else ("tokenizer",))
+    check_model_name(model.name, f"{key}.name", needs=needs)
     if model.tokenizer:
-        check_model_name(model.tokenizer, f"{key}.tokenizer")
+        check_model_name(model.tokenizer, f"{key}.tokenizer", needs=("tokenizer",))

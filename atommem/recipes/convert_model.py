@@ -19,5 +19,5 @@ CONFIG_CLASS = ConvertModelConfig
 
 
 def main(cfg: ConvertModelConfig) -> None:
-    check_model_name(cfg.name, "name")
+    check_model_name(cfg.name, "name", needs=("weights", "tokenizer"))
     print(resolve_model(cfg.name, cache_dir=cfg.cache_dir))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from atommem.agent.env import EnvConfig
 from atommem.config import ConfigError, option, require_positive
-from atommem.data.records import read_samples
+from atommem.data.records import read_samples_lines
 from atommem.eval.judge import JudgeConfig
 from atommem.eval.scoring import add_judgements, score_trajectories, summarize, write_results
 from atommem.eval.write_audit import audit_writes
@@ -95,12 +95,14 @@ def ablated_env(cfg: EvaluateConfig) -> EnvConfig:
 
 
 def read_all_samples(cfg: EvaluateConfig) -> list:
-    samples = [s for path in samples_files(cfg) for s in read_samples(path, cfg.max_samples)]
-    seen = set()
-    for sample in samples:
-        if sample.id in seen:
-            raise ConfigError(f"samples: sample id {sample.id!r} occurs twice; give each file once")
-        seen.add(sample.id)
+    samples, where = [], {}
+    for path in samples_files(cfg):
+        for line_no, sample in read_samples_lines(path, cfg.max_samples):
+            if sample.id in where:
+                raise ConfigError(f"samples: sample id {sample.id!r} occurs twice, in {where[sample.id]} and in "
+                                  f"{path} line {line_no}; give each file once")
+            where[sample.id] = f"{path} line {line_no}"
+            samples.append(sample)
     return samples
 
 

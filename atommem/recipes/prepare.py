@@ -151,6 +151,11 @@ def _benchmark_samples(cfg: PrepareConfig) -> tuple[list, Path]:
     source = _source_file(cfg, "path", cfg.path, cfg.benchmark)
 
     records = load_benchmark(cfg.benchmark, source)
+    if not records:
+        raise ConfigError(f"{source}: no questions (the file holds an empty list)")
+    if cfg.skip_questions >= len(records):
+        raise ConfigError(f"skip_questions: {cfg.skip_questions} skips all {len(records)} questions of {source}; "
+                          "no sample is left to build")
     log.info("loaded %d %s questions from %s", len(records), cfg.benchmark, source)
     samples = build_long_samples(
         records,

@@ -59,7 +59,7 @@ def check_config(cfg: SynthesizeConfig) -> None:
         raise ConfigError("samples: required (a JSONL file from `atommem prepare`)")
     if not cfg.out:
         raise ConfigError("out: required (the examples JSONL path)")
-    check_model_config(cfg.model)
+    check_model_config(cfg.model, needs_weights=cfg.teacher == "llm")  # the oracle uses the tokenizer only
     check_embedder_config(cfg.embedder)
 
 
@@ -75,6 +75,11 @@ def main(cfg: SynthesizeConfig) -> dict:
                             cfg.batch_size, cfg.progress)
         scored = score_and_filter(trajectories, samples, cfg.min_fraction_correct)
         examples = examples_from(scored)
+        if not examples:  # an empty examples file would only fail later, in sft
+            best = max(item.fraction_correct for item in scored)
+            raise ConfigError(f"min_fraction_correct: the filter ({cfg.min_fraction_correct:g}) keeps none of the "
+                              f"{len(scored)} trajectories (best {best:.2f} of its questions right); no examples, "
+                              "nothing written")
         stats = {"teacher": cfg.teacher, "samples": len(samples), **synthesis_stats(scored)}
         write_jsonl_atomic(cfg.out, examples)
         if cfg.trajectories_out:

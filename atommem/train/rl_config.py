@@ -89,7 +89,7 @@ def check_config(cfg: RLConfig) -> None:
         raise ConfigError("sampling.temperature: GRPO needs sampling (> 0) so a group's episodes differ")
     check_model_config(cfg.model)
     if cfg.ref_model:
-        check_model_name(cfg.ref_model, "ref_model")
+        check_model_name(cfg.ref_model, "ref_model", needs=("weights",))
     check_embedder_config(cfg.embedder)
     # the loop reads them again after loading the model; a bad row must fail before that
     read_samples(cfg.samples)

@@ -23,8 +23,9 @@ from datasets import Dataset
 from transformers import AutoModelForCausalLM
 from trl import SFTConfig, SFTTrainer
 
+from atommem.errors import InputError
 from atommem.fingerprint import claim_output_dir
-from atommem.io import read_jsonl, replace_dir, write_jsonl_atomic
+from atommem.io import read_jsonl_lines, replace_dir, write_jsonl_atomic
 from atommem.llm.base import fit_chat_prompt
 from atommem.llm.models import load_tokenizer, resolve_model
 from atommem.tracking import tracked_run
@@ -52,17 +53,17 @@ def load_examples(path: str | os.PathLike, tokenizer, max_length: int | None) ->
     over `max_length` minus its completion keeps its system message and its end (atommem.llm.base.fit_prompt,
     the rule of the rollouts); the completion is never cut."""
     rows = []
-    for row in read_jsonl(path):
+    for line_no, row in read_jsonl_lines(path):
         completion = tokenizer(row["completion"][0]["content"], add_special_tokens=False)["input_ids"]
         completion.append(tokenizer.eos_token_id)
         budget = max_length - len(completion) if max_length is not None else sys.maxsize
         if budget < 1:
-            raise ValueError(f"{path}: a completion of {len(completion)} tokens leaves no room for its prompt "
-                             f"within max_length ({max_length})")
+            raise InputError(f"{path}: line {line_no}: a completion of {len(completion)} tokens leaves no room for "
+                             f"its prompt within max_length ({max_length})")
         prompt = fit_chat_prompt(tokenizer, row["prompt"], budget)
         rows.append({"input_ids": prompt + completion, "completion_mask": [0] * len(prompt) + [1] * len(completion)})
     if not rows:
-        raise ValueError(f"{path}: no examples (did every trajectory fail the filter?)")
+        raise InputError(f"{path}: no examples (did every trajectory fail the filter?)")
     return Dataset.from_list(rows)
 
 
@@ -84,12 +85,14 @@ def trainer_config(cfg: SFTRecipeConfig) -> SFTConfig:
 def train_sft(cfg: SFTRecipeConfig) -> Path:
     out_dir = Path(cfg.out_dir)
     state = PartialState()  # the processes of an accelerate launch (one without it)
+    path = resolve_model(cfg.model.name)
+    tokenizer = load_tokenizer(cfg.model.tokenizer or cfg.model.name)
+    # an example that cannot fit fails before anything is written or the model loads
+    examples = load_examples(cfg.examples, tokenizer, cfg.max_length)
     if state.is_main_process:
         claim_output_dir(out_dir, dataclasses.asdict(cfg), {"model": cfg.model.name, "examples": cfg.examples},
                          resumable=[CHECKPOINTS, "metrics.jsonl"])
     state.wait_for_everyone()
-    path = resolve_model(cfg.model.name)
-    tokenizer = load_tokenizer(cfg.model.tokenizer or cfg.model.name)
     # fp32 master weights whatever model.dtype (the inference dtype): `bf16` trains under autocast, and bf16
     # weights updated in place would round small updates away
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
@@ -99,7 +102,7 @@ def train_sft(cfg: SFTRecipeConfig) -> Path:
         from peft import LoraConfig
 
         peft_config = LoraConfig(task_type="CAUSAL_LM", **cfg.lora)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=load_examples(cfg.examples, tokenizer, cfg.max_length),
+    trainer = SFTTrainer(model=model, args=args, train_dataset=examples,
                          processing_class=tokenizer, peft_config=peft_config)
     resume = last_complete_checkpoint(Path(args.output_dir), remove_cut=trainer.is_world_process_zero())
     trainer.accelerator.wait_for_everyone()
