@@ -81,3 +81,26 @@ def test_an_answer_without_a_box_is_invalid_and_earns_nothing():
     parsed = parse_response("<final_answer>Paris</final_answer><add_memory>kept</add_memory>")
     assert [op.name for op in parsed.ops] == ["create"]
     assert parsed.invalid == {"invalid_op/answer": 1}
+
+
+def test_every_list_of_operations_agrees_with_the_grammar_module():
+    """atommem/agent/ops.py defines the operations once; the lists elsewhere must match it (docs/extending.md)."""
+    from pathlib import Path
+
+    import yaml
+
+    from atommem.agent import env, ops, prompts
+    from atommem.plots import OPS as FIGURE_OPS
+    from atommem.train import rl_loop, synthesize
+
+    assert ops.OP_NAMES == tuple(OP_TAGS) and set(ops.STORE_OPS) | set(ops.WRITE_OPS) <= set(ops.OP_NAMES)
+    assert set(prompts.OP_HELP) == set(ops.OP_NAMES), "prompts.OP_HELP"
+    for name, help_line in prompts.OP_HELP.items():
+        assert help_line.startswith(f"<{OP_TAGS[name]}>"), f"prompts.OP_HELP[{name!r}]"
+    assert env.WRITE_OPS == ops.WRITE_OPS, "env.WRITE_OPS"
+    assert rl_loop.OP_NAMES == ops.COUNTED_OPS, "rl_loop.OP_NAMES"
+    assert FIGURE_OPS == ops.STORE_OPS, "plots.OPS"
+    assert synthesize.OP_NAMES == ops.OP_NAMES, "synthesize.OP_NAMES"
+    schema = yaml.safe_load((Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml").read_text())
+    disabled = schema["$defs"]["env_override"]["properties"]["disabled_ops"]["items"]["enum"]
+    assert tuple(disabled) == ops.STORE_OPS, "schema env.disabled_ops"

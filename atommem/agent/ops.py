@@ -21,7 +21,12 @@ OP_TAGS = {
     "answer": "final_answer",
 }
 TAG_TO_OP = {tag: op for op, tag in OP_TAGS.items()}
-STORE_OPS = ("create", "read", "update", "delete")
+OP_NAMES = tuple(OP_TAGS)
+STORE_OPS = ("create", "read", "update", "delete")  # act on the vector store; env.disabled_ops may switch them off
+WRITE_OPS = ("create", "update", "delete", "scratchpad")  # change the memory
+COUNTED_OPS = tuple(op for op in OP_NAMES if op != "answer")  # counted per turn in RL metrics and figures
+# Every other list of operations (prompts.OP_HELP, env.WRITE_OPS, rl_loop.OP_NAMES, plots.OPS, the workflow
+# schema's env.disabled_ops) derives from these or is checked against them in tests/test_ops.py.
 
 _OPEN_TAG = re.compile(r"<(" + "|".join(OP_TAGS.values()) + r")>")
 _UPDATE_BODY = re.compile(r"\s*Memory\s+(\d+)\s*:\s*(.*?)\s*", re.DOTALL)

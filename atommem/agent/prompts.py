@@ -22,7 +22,7 @@ _CONTROL_STRING = re.compile(r"<\|([^<>|\s]{1,64})\|>")
 
 NO_MEMORY = "No previous memory"
 # an Update or Delete on an empty store is refused and the chunk comes again: SFT'd SmolLM2 picked
-# <modify_memory> as its first op there about half the time (README, statetrack), so the status says so
+# <modify_memory> as its first op there about half the time (docs/experiments/2026-11-30-statetrack-sft.md), so the status says so
 EMPTY_STORE_STATUS = "The memory store is empty: there is no entry to modify or delete yet, so store facts with <add_memory>."
 
 OP_HELP = {

@@ -62,7 +62,7 @@ class VLLMBackend:
         except ImportError as err:
             raise ImportError(
                 "model.backend 'vllm' needs the vllm package: pip install -e '.[gpu]' on GPU machines, "
-                "pip install -e '.[cpu]' on CPU (see README); or use backend 'hf' or 'openai'"
+                "pip install -e '.[cpu]' on CPU (see docs/installation.md); or use backend 'hf' or 'openai'"
             ) from err
         self.cfg = cfg
         self._sampling_params = SamplingParams

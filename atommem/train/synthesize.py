@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from atommem.agent.env import EnvConfig, Episode, Trajectory
+from atommem.agent.ops import OP_NAMES
 from atommem.agent.runner import run_lockstep
 from atommem.data.records import LongSample
 from atommem.eval.scoring import score_trajectory
@@ -27,7 +28,6 @@ from atommem.train.oracle import OracleTeacher
 
 log = logging.getLogger(__name__)
 
-OP_NAMES = ("create", "read", "update", "delete", "scratchpad", "answer")
 
 
 @dataclass
