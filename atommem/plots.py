@@ -35,13 +35,19 @@ def ema(values: Sequence[float], weight: float = 0.8) -> list[float]:
     return smoothed
 
 
-def read_series(path: str | os.PathLike, key: str) -> tuple[list[int], list[float]]:
-    """(steps, values) of metric `key` from a metrics.jsonl written by the RL loop."""
+def read_series(path: str | os.PathLike, key: str, every_step: bool = True) -> tuple[list[int], list[float]]:
+    """(steps, values) of metric `key` from a metrics.jsonl written by the RL loop.
+
+    `every_step`: a metric of every step (a row without it is an error, except the row of step 0, which
+    holds the probe taken before training); else one logged on some steps only (probe/, val/), read from
+    the rows that have it, at least one."""
     rows = read_jsonl(path)
     if not rows:
         raise PlotInputError(f"{path}: no metric rows")
     steps, values = [], []
     for line_no, row in enumerate(rows, 1):
+        if row.get(key) is None and (not every_step or row.get("step") == 0):
+            continue
         for needed in ("step", key):
             if row.get(needed) is None:
                 raise PlotInputError(f"{path}: line {line_no} has no key {needed!r} (has: {', '.join(sorted(row))})")
@@ -49,7 +55,13 @@ def read_series(path: str | os.PathLike, key: str) -> tuple[list[int], list[floa
             raise PlotInputError(f"{path}: line {line_no}: 'step' and {key!r} must be numbers")
         steps.append(row["step"])
         values.append(float(row[key]))
+    if not steps:
+        raise PlotInputError(f"{path}: no row has the key {key!r}")
     return steps, values
+
+
+def has_metric(path: str | os.PathLike, key: str) -> bool:
+    return any(row.get(key) is not None for row in read_jsonl(path))
 
 
 def _draw(ax, steps, values, label, color, smoothing, std=None):
@@ -103,20 +115,46 @@ def op_frequency(runs: Mapping[str, str | os.PathLike], out: str | os.PathLike, 
     return save_figure(fig, out)
 
 
+# the probe's curves (rl.probe_samples): fixed samples, so they show learning where the per-step reward,
+# on the fresh samples each step draws, mostly shows which samples it drew
+PROBE_CURVES = (("probe/sampled_reward", "-", "sampled reward"), ("probe/greedy_em", "--", "greedy EM"))
+
+
 def train_reward(
     runs: Mapping[str, str | os.PathLike], out: str | os.PathLike, smoothing: float = 0.8, std_band: bool = False
 ) -> list[Path]:
-    """reward/mean against RL step, one line per run (full / scratchpad-only / store-only)."""
-    fig = Figure(figsize=(6, 4), layout="constrained")
-    ax = fig.subplots()
+    """reward/mean against RL step, one line per run (full / scratchpad-only / store-only); beside it, when
+    the runs logged a probe, the probe samples' sampled reward (solid) and greedy EM (dashed) against step,
+    step 0 being the policy before training. Probe points are few and unsmoothed."""
+    runs = dict(runs)
+    probed = [label for label, path in runs.items() if has_metric(path, PROBE_CURVES[0][0])]
+    fig = Figure(figsize=(11 if probed else 6, 4), layout="constrained")
+    axes = fig.subplots(1, 2 if probed else 1, squeeze=False, sharey=True)[0]
+    ax = axes[0]
     for (label, path), color in zip(runs.items(), _colors(len(runs))):
         steps, values = read_series(path, "reward/mean")
         std = read_series(path, "reward/std")[1] if std_band else None
         _draw(ax, steps, values, label, color, smoothing, std)
     ax.set_xlabel("RL step")
     ax.set_ylabel("training reward")
+    ax.set_title("per step (fresh samples)" if probed else "")
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize="small")
+    if probed:
+        probe_ax = axes[1]
+        for (label, path), color in zip(runs.items(), _colors(len(runs))):
+            if label not in probed:
+                continue
+            for key, style, name in PROBE_CURVES:
+                if has_metric(path, key):
+                    steps, values = read_series(path, key, every_step=False)
+                    probe_ax.plot(steps, values, style, color=color, marker="o", label=f"{label}: {name}")
+        probe_ax.set_xlabel("RL step (0: before training)")
+        probe_ax.set_ylabel("reward / EM")
+        probe_ax.set_title("probe (fixed samples, never trained on)")
+        probe_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        probe_ax.grid(alpha=0.3)
+        probe_ax.legend(loc="best", fontsize="small")
     return save_figure(fig, out)
 
 

@@ -87,6 +87,7 @@ def _write_run_config(tmp_path, tiny_model_dir, out_dir, steps):
         "checkpoint_every": 1,
         "keep_checkpoints": 2,
         "validate_every": 2,
+        "probe_samples": 0,  # 3 samples: tests/test_rl_probe.py runs the probe
         "progress": False,
         "sampling": {"temperature": 1.0, "max_new_tokens": 6},
         "embedder": {"kind": "hashing", "dim": 64},

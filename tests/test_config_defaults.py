@@ -54,7 +54,7 @@ CPU_SIZING = {
     "sft.per_device_train_batch_size", "sft.gradient_accumulation_steps", "sft.max_length",
     "sft.seed",
     "rl.steps", "rl.prompts_per_step", "rl.group_size", "rl.warmup_steps", "rl.micro_batch_size",
-    "rl.checkpoint_every", "rl.validate_every", "rl.kl_coef",
+    "rl.checkpoint_every", "rl.validate_every", "rl.kl_coef", "rl.probe_samples", "rl.probe_episodes",
     "evaluate.batch_size",
     "tracking.enabled",  # the workflow tracks its runs; a bare CLI call does not
     # the workflow generates with vLLM (its CPU build on CPU); a bare ModelConfig/RLConfig keeps hf, which

@@ -117,6 +117,25 @@ def test_write_advantage_says_whether_the_update_favours_writes_that_break_the_m
         1e-5, {}, group_size=3))
 
 
+def test_truncation_counters_say_what_the_turn_and_token_caps_cut():
+    from dataclasses import replace
+
+    from atommem.agent.runner import RolloutTimer
+
+    def turns(*reasons):
+        return [replace(_turn([], ""), finish_reason=reason) for reason in reasons]
+
+    # 3 episodes, 6 turns (2 cut at max_new_tokens), 5 questions (3 unanswered), 1 episode ended by the turn cap
+    trajectories = [replace(_trajectory(turns("length", "stop")), answers=["a", None], truncated=True),
+                    replace(_trajectory(turns("stop", "stop", "length")), answers=[None, None]),
+                    replace(_trajectory(turns("stop")), answers=["b"])]
+    sums = rollout_sums(trajectories, [[{"em": 0.0}]] * 3, [0.0] * 3, RolloutTimer())
+    found = step_metrics(1, sums, [0.0] * 3, NO_UPDATE, 1e-5, {}, group_size=3)
+    assert found["episodes/turn_cap_frac"] == pytest.approx(1 / 3)
+    assert found["turns/length_cut_frac"] == pytest.approx(2 / 6)
+    assert found["questions/unanswered_frac"] == pytest.approx(3 / 5)
+
+
 def test_token_loss_is_the_hand_computed_clipped_objective():
     ratios = torch.tensor([[1.5, 0.5], [1.1, 0.7]])
     new = torch.log(ratios).requires_grad_()

@@ -61,6 +61,7 @@ def test_rl_recipe_runs_on_two_processes(tmp_path, tiny_model_dir, samples_path)
            "--set", f"out_dir={out_dir}", "--set", "steps=1", "--set", "prompts_per_step=2", "--set", "group_size=2",
            "--set", "embedder.kind=hashing", "--set", "env.chunk_tokens=256", "--set", "env.chunk_overlap=16",
            "--set", "env.max_turns=3", "--set", "sampling.max_new_tokens=8", "--set", "validate_every=0",
+           "--set", "probe_samples=0",
            "--set", "progress=false", "--set", "mixed_precision=bf16", "--set", "tracking.enabled=false")
     (row,) = read_jsonl(out_dir / "metrics.jsonl")
     assert row["tokens/completion"] > 0 and row["kl"] == 0.0

@@ -139,7 +139,7 @@ def test_rl_step_with_vllm_rollouts_syncs_weights(smollm2_dir, tiny_model_dir, t
         # so one step at a large learning rate surely moves every weight (the tiny model is the cheapest one)
         ref_model=tiny_model_dir, kl_coef=1.0, learning_rate=1e-3, warmup_steps=0,
         samples=str(samples_path), out_dir=str(tmp_path / "rl"), steps=1, prompts_per_step=1, group_size=2,
-        micro_batch_size=4, checkpoint_every=1, validate_every=0, rollout="vllm", progress=False,
+        micro_batch_size=4, checkpoint_every=1, validate_every=0, probe_samples=0, rollout="vllm", progress=False,
         sampling=SamplingConfig(temperature=1.0, max_new_tokens=8),
         embedder=EmbedderConfig(kind="hashing", dim=64),
         env=EnvConfig(chunk_tokens=200, chunk_overlap=20, max_turns=2),

@@ -12,6 +12,7 @@ from atommem.llm.base import ModelConfig, SamplingConfig
 from atommem.llm.models import check_model_config, check_model_name
 from atommem.memory.embedders import EmbedderConfig, check_embedder_config
 from atommem.tracking import TrackingConfig
+from atommem.train.reward import REWARDS, check_reward
 
 
 def _rollout_sampling() -> SamplingConfig:
@@ -46,7 +47,14 @@ class RLConfig:
     mixed_precision: str = option("no", "accelerate's no | bf16 | fp16; bf16 autocast pays on GPUs and AVX512-BF16/AMX CPUs, elsewhere it is emulated (benchmarks/train_dtype.py)")
     checkpoint_every: int = option(10, "steps between resumable checkpoints")
     keep_checkpoints: int = option(2, "checkpoints kept on disk")
-    validate_every: int = option(10, "steps between validations (0 = never)")
+    validate_every: int = option(10, "steps between validations and probes (0: validate never, probe before "
+                                 "step 1 and after the last step only)")
+    reward: str = option("answer", "answer (the paper's: share of questions with exact match) | state (statetrack: "
+                         "state_f1 of the memory an episode ends with; departs from the paper) | answer+state "
+                         "(their mean); atommem/train/reward.py")
+    probe_samples: int = option(8, "the last N samples of `samples`, left out of the training draw, scored before "
+                                "step 1 and every validate_every steps: sampled reward, pass@k and greedy EM (0 = off)")
+    probe_episodes: int = option(8, "k: sampled episodes per probe sample, at the rollout sampling")
     rollout: str = option("hf", "hf (shares the training model; CPU, one GPU) | vllm (colocated in each process)")
     # not model.gpu_memory_utilization, which sizes an evaluation engine that has the GPU to itself
     vllm_gpu_memory_utilization: float = option(0.35, "rollout vllm on GPU: share of the GPU the colocated engine "
@@ -70,6 +78,9 @@ class RLConfig:
         require(self.clip_high >= 0, "clip_high", ">= 0", self.clip_high)
         require(self.max_grad_norm > 0, "max_grad_norm", "> 0", self.max_grad_norm)
         require(self.validate_every >= 0, "validate_every", ">= 0 (0 = never)", self.validate_every)
+        require(self.reward in REWARDS, "reward", " | ".join(REWARDS), self.reward)
+        require(self.probe_samples >= 0, "probe_samples", ">= 0 (0 = no probe)", self.probe_samples)
+        require_positive(self, "probe_episodes")
         require(self.mixed_precision in ("no", "bf16", "fp16"), "mixed_precision", "no, bf16 or fp16",
                 self.mixed_precision)
         require(self.rollout in ("hf", "vllm"), "rollout", "hf or vllm", self.rollout)
@@ -92,6 +103,10 @@ def check_config(cfg: RLConfig) -> None:
         check_model_name(cfg.ref_model, "ref_model", needs=("weights",))
     check_embedder_config(cfg.embedder)
     # the loop reads them again after loading the model; a bad row must fail before that
-    read_samples(cfg.samples)
+    samples = read_samples(cfg.samples)
     if cfg.val_samples:
         read_samples(cfg.val_samples, cfg.val_max_samples)
+    if cfg.probe_samples >= len(samples):
+        raise ConfigError(f"probe_samples: {cfg.probe_samples} probe samples leave none of the {len(samples)} in "
+                          f"{cfg.samples} to train on; lower it (0 = no probe) or give more samples")
+    check_reward(cfg.reward, samples, cfg.samples)

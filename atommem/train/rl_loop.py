@@ -4,12 +4,20 @@ Each step, with named phases:
   1. sample      `prompts_per_step` samples at the saved data position (shared out over processes);
   2. rollout     `group_size` episodes per sample in lock-step through Episode/run_lockstep, sampling
                  from the current policy (the same environment and prompts as evaluation);
-  3. reward      fraction of a sample's questions answered with exact match, per episode;
+  3. reward      per episode, `rl.reward` (atommem.train.reward): the paper's fraction of the sample's
+                 questions answered with exact match, or on statetrack the memory's state F1, or their mean;
   4. advantage   reward - group mean (optionally / group std);
   5. update      every turn a (prompt, response) row with its episode's advantage; clipped token loss
                  + k3 KL to a frozen reference, token mean, grad clipping, one optimizer step;
   6. log         metrics.jsonl + MLflow with the stable names of docs/architecture.md;
-  7. validate / checkpoint every N steps; `final/` at the end.
+  7. validate / probe / checkpoint every N steps; `final/` at the end.
+
+The probe: the last `probe_samples` samples of the training file are left out of the training draw and
+scored before step 1 (a metrics row of step 0) and every `validate_every` steps, with the last step always
+included (so `validate_every: 0` probes before step 1 and after the last step only): `probe_episodes`
+sampled episodes each at the rollout sampling, with the same seeds at every probe, and one greedy episode.
+Fixed worlds, unlike the fresh ones each step trains on, so the probe curve shows learning, not which
+worlds a step happened to draw; before step 1, pass@k against greedy EM is the headroom sampling offers.
 
 Runs as one process on CPU, or under `accelerate launch` (DDP, or FSDP with the vLLM engine).
 """
@@ -45,6 +53,7 @@ from atommem.memory.embedders import build_embedder
 from atommem.tracking import tracked_run
 from atommem.train.checkpoint import latest_checkpoint, load_checkpoint, remove_incomplete, save_checkpoint
 from atommem.train.grpo import LossConfig, build_rows, group_advantages, policy_update, sampler_is_exact
+from atommem.train.reward import answer_reward, episode_reward
 
 if TYPE_CHECKING:
     from atommem.train.rl_config import RLConfig
@@ -149,13 +158,13 @@ def process_share(batch: list, accelerator: Accelerator) -> list:
     return batch[accelerator.process_index :: accelerator.num_processes]
 
 
-def episode_reward(trajectory: Trajectory, sample: LongSample) -> float:
-    """Fraction of the sample's questions answered with exact match (no format reward, no op cost)."""
-    return reward_of(score_trajectory(trajectory, sample))
-
-
-def reward_of(rows: list[dict]) -> float:
-    return sum(r["em"] for r in rows) / len(rows)
+def split_probe(samples: list[LongSample], probe_samples: int) -> tuple[list[LongSample], list[LongSample]]:
+    """(training samples, probe samples): the probe is the file's last `probe_samples` samples."""
+    if not probe_samples:
+        return samples, []
+    if probe_samples >= len(samples):
+        raise ValueError(f"probe_samples={probe_samples} leaves none of the {len(samples)} samples to train on")
+    return samples[:-probe_samples], samples[-probe_samples:]
 
 
 # ---- metrics ----------------------------------------------------------------------------------------
@@ -187,6 +196,10 @@ def rollout_sums(trajectories: list[Trajectory], scored: list[list[dict]], advan
         "lockstep_turns": len(timer.active_per_turn),
         "tokens/prompt": sum(t.prompt_tokens for t in turns),
         "tokens/completion": sum(t.completion_tokens for t in turns),
+        "episodes/turn_cap": sum(traj.truncated for traj in trajectories),
+        "turns/length_cut": sum(t.finish_reason == "length" for t in turns),
+        "questions": sum(len(traj.answers) for traj in trajectories),
+        "questions/unanswered": sum(a is None for traj in trajectories for a in traj.answers),
         "answers/judged": len(judged),
         "answers/backed": sum(r["memory_backed"] for r in judged),
         "answers/rewarded": sum(r["em"] for r in judged),
@@ -214,6 +227,10 @@ def step_metrics(step: int, sums: dict[str, float], rewards: list[float], update
         # > 0: episodes that used the op more than their group mates got more reward, so the update favours it
         **{f"ops/{name}_advantage": sums[f"ops/{name}_adv"] / sums["episodes"] for name in OP_NAMES},
         "invalid/per_turn": sums["invalid"] / turns,
+        # truncation: episodes the turn cap ended, turns max_new_tokens cut, questions left without an answer
+        "episodes/turn_cap_frac": sums["episodes/turn_cap"] / sums["episodes"],
+        "turns/length_cut_frac": sums["turns/length_cut"] / turns,
+        "questions/unanswered_frac": sums["questions/unanswered"] / max(sums["questions"], 1),
         "store/size_mean": sums["store_size"] / sums["episodes"],
         "episode/turns_mean": sums["turns"] / sums["episodes"],
         "rollout/active_episodes_mean": sums["active"] / max(sums["lockstep_turns"], 1),
@@ -274,6 +291,47 @@ def validate(cfg: RLConfig, accelerator, engine, samples: list[LongSample], embe
         sums["f1"] += sum(r["f1"] for r in rows) / len(rows)
     total = _sum_over_processes(accelerator, sums)
     return {"val/em": total["em"] / total["n"], "val/f1": total["f1"] / total["n"]}
+
+
+# ---- probe ------------------------------------------------------------------------------------------
+PROBE_SEED = 500_009  # offsets the probe's sampling seeds from the training steps' (seed + 1_000_003 * step)
+
+
+def probe(cfg: RLConfig, accelerator, engine, samples: list[LongSample], embedder) -> dict[str, float]:
+    """The fixed probe samples scored by the current policy (module docstring), macro over samples:
+    `probe/sampled_reward` (mean `rl.reward` of k sampled episodes), `probe/sampled_em`, `probe/pass_at_k`
+    (share of questions at least one of the k answered with exact match), `probe/best_of_k_reward` (the best
+    of the k rewards), `probe/greedy_em` and `probe/greedy_reward` (one greedy episode); on statetrack also
+    `probe/sampled_state_f1` and `probe/greedy_state_f1`."""
+    mine = samples[accelerator.process_index :: accelerator.num_processes]
+    k = cfg.probe_episodes
+    # the same seeds at every probe: two probes differ by the policy, not by the draw
+    sampling = replace(cfg.sampling, seed=cfg.sampling.seed + PROBE_SEED + 7 * accelerator.process_index)
+    sampled = [Episode(s, cfg.env, embedder, engine.tokenizer) for s in mine for _ in range(k)]
+    sampled = run_lockstep(sampled, engine, sampling, progress=False) if sampled else []
+    greedy = [Episode(s, cfg.env, embedder, engine.tokenizer) for s in mine]
+    greedy = run_lockstep(greedy, engine, replace(cfg.sampling, temperature=0.0), progress=False) if greedy else []
+    with_state = bool(samples) and all(s.final_state is not None for s in samples)
+    keys = ["sampled_reward", "sampled_em", "pass_at_k", "best_of_k_reward", "greedy_em", "greedy_reward"]
+    keys += ["sampled_state_f1", "greedy_state_f1"] if with_state else []
+    sums = dict.fromkeys(keys, 0.0) | {"n": float(len(mine))}
+    for index, sample in enumerate(mine):
+        episodes = sampled[index * k : (index + 1) * k]
+        scored = [score_trajectory(t, sample) for t in episodes]
+        rewards = [episode_reward(t, sample, cfg.reward, rows) for t, rows in zip(episodes, scored, strict=True)]
+        sums["sampled_reward"] += sum(rewards) / k
+        sums["sampled_em"] += sum(answer_reward(rows) for rows in scored) / k
+        sums["best_of_k_reward"] += max(rewards)
+        solved = [any(rows[q]["em"] for rows in scored) for q in range(len(sample.questions))]
+        sums["pass_at_k"] += sum(solved) / len(solved)
+        greedy_rows = score_trajectory(greedy[index], sample)
+        sums["greedy_em"] += answer_reward(greedy_rows)
+        sums["greedy_reward"] += episode_reward(greedy[index], sample, cfg.reward, greedy_rows)
+        if with_state:
+            sums["sampled_state_f1"] += sum(rows[0]["state_f1"] for rows in scored) / k
+            sums["greedy_state_f1"] += greedy_rows[0]["state_f1"]
+    total = _sum_over_processes(accelerator, sums)
+    return {f"probe/{key}": total[key] / total["n"] for key in keys}
 
 
 # ---- setup ------------------------------------------------------------------------------------------
@@ -344,7 +402,8 @@ def train(cfg: RLConfig) -> Path:
     log.info("training on %d process(es), %s", accelerator.num_processes, accelerator.distributed_type.value)
     out_dir = Path(cfg.out_dir)
     ckpt_root, metrics_path = out_dir / "checkpoints", out_dir / "metrics.jsonl"
-    samples = read_samples(cfg.samples)
+    # the probe samples (the file's last probe_samples) are never drawn for training
+    samples, probe_set = split_probe(read_samples(cfg.samples), cfg.probe_samples)
     val_samples = read_samples(cfg.val_samples, cfg.val_max_samples) if cfg.val_samples else []
     embedder = build_embedder(cfg.embedder)
 
@@ -377,10 +436,23 @@ def train(cfg: RLConfig) -> Path:
         step, position = state["step"], state["data_position"]
         log.info("resumed from %s (step %d)", checkpoint, step)
     if accelerator.is_main_process:
-        truncate_metrics(metrics_path, step)
+        # a fresh start keeps no row, not even an earlier attempt's probe row of step 0
+        truncate_metrics(metrics_path, step if step else -1)
     engine.sync_weights(model)  # a resumed policy differs from the checkpoint the engine loaded
 
     with tracked_run(cfg.tracking, params=asdict(cfg), main_process=accelerator.is_main_process) as run:
+        if probe_set and step == 0:
+            # before step 1: the policy the run starts from, and the headroom sampling offers over greedy
+            start = time.perf_counter()
+            before = {"step": 0, **probe(cfg, accelerator, engine, probe_set, embedder),
+                      "time/probe_s": time.perf_counter() - start}
+            if accelerator.is_main_process:
+                append_metrics(metrics_path, before)
+                run.log_metrics(before, step=0)
+                log.info("probe before step 1 (%d samples x %d episodes): sampled reward %.3f; headroom: pass@%d "
+                         "%.3f against greedy EM %.3f", len(probe_set), cfg.probe_episodes,
+                         before["probe/sampled_reward"], cfg.probe_episodes, before["probe/pass_at_k"],
+                         before["probe/greedy_em"])
         while step < cfg.steps:
             step += 1
             # 1. sample
@@ -394,7 +466,8 @@ def train(cfg: RLConfig) -> Path:
             trajectories = run_lockstep(episodes, engine, sampling, progress=cfg.progress, timer=timer)
             # 3. reward, 4. advantage
             scored = [score_trajectory(t, e.sample) for t, e in zip(trajectories, episodes, strict=True)]
-            rewards = [reward_of(rows) for rows in scored]
+            rewards = [episode_reward(t, e.sample, cfg.reward, rows)
+                       for t, e, rows in zip(trajectories, episodes, scored, strict=True)]
             advantages = group_advantages(rewards, cfg.group_size, cfg.std_normalize)
             # 5. update
             rows = build_rows(trajectories, advantages, use_sampler_logprobs)
@@ -411,6 +484,10 @@ def train(cfg: RLConfig) -> Path:
             # 7. validate, checkpoint
             if val_samples and cfg.validate_every and (step % cfg.validate_every == 0 or step == cfg.steps):
                 metrics.update(validate(cfg, accelerator, engine, val_samples, embedder))
+            if probe_set and ((cfg.validate_every and step % cfg.validate_every == 0) or step == cfg.steps):
+                start = time.perf_counter()
+                metrics.update(probe(cfg, accelerator, engine, probe_set, embedder))
+                metrics["time/probe_s"] = time.perf_counter() - start
             if accelerator.is_main_process:
                 append_metrics(metrics_path, metrics)
                 run.log_metrics(metrics, step=step)
