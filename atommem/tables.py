@@ -18,7 +18,8 @@ from atommem.io import read_summary, write_text_atomic
 
 KEY_COLUMNS = ["run", "method", "policy", "benchmark", "num_docs"]
 REQUIRED_SCORES = ["em_macro", "em_micro", "f1_macro"]
-OPTIONAL_SCORES = ["f1_micro", "judge_macro", "judge_micro"]
+# state_f1: statetrack groups only (the final memory against the true final state; blank in other rows)
+OPTIONAL_SCORES = ["f1_micro", "judge_macro", "judge_micro", "state_f1"]
 # cost columns in reading order; other cost_* columns follow alphabetically
 COST_ORDER = ["cost_llm_calls", "cost_input_tokens", "cost_output_tokens", "cost_wall_s", "cost_peak_store"]
 

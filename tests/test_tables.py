@@ -54,6 +54,17 @@ def test_collect_columns_rows_and_amplification(summaries):
     assert math.isnan(frame.amplification[1]) and math.isnan(frame.judge_macro[1])
 
 
+def test_statetrack_rows_show_state_f1_and_other_rows_leave_it_blank(summaries, tmp_path):
+    statetrack = write_summary(tmp_path, "atommem-sft", "atommem", "sft",
+                               {"statetrack_4": group(0.5) | {"state_f1": 0.75}})
+    frame = tables.collect([*summaries, statetrack])
+    assert list(frame.columns).index("state_f1") == list(frame.columns).index("judge_macro") + 1
+    assert frame.set_index("benchmark").state_f1["statetrack"] == 0.75
+    assert math.isnan(frame.state_f1[0])
+    assert "| 0.750 |" in tables.to_markdown(frame)
+    assert "state_f1" not in tables.collect(summaries).columns  # no statetrack group, no column
+
+
 def test_rows_and_groups_select(summaries):
     frame = tables.collect(summaries, groups=["hotpotqa_10"])
     assert list(frame.run) == ["atommem-rl", "memagent"] and set(frame.num_docs) == {10}
