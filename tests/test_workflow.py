@@ -1,5 +1,9 @@
 """The Snakemake workflow: config validation, dry-runs, lint, and the test config's full DAG
-(including a SIGKILL in the middle and a rerun that keeps finished jobs)."""
+(including a SIGKILL in the middle and a rerun that keeps finished jobs).
+
+Every test runs Snakemake in its own run folder (`workdir`), never in the repository root: a user's own
+run leaves results/ and .snakemake/ there, and what they hold would change what a dry-run plans and what
+the recipes' checks find (tests/test_workflow_isolation.py runs these tests in a tree that has both)."""
 
 from __future__ import annotations
 
@@ -32,18 +36,26 @@ FINAL = [f"results/tables/{t}.{e}" for t in ("main", "ablations") for e in ("csv
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
 
-def snakemake(*args: str, cwd: Path = REPO, timeout: float = 300) -> subprocess.CompletedProcess:
+def snakemake(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Snakemake in `cwd`, a run folder made by `workdir` (there is no default: not the repository root)."""
     return subprocess.run(
         [SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=ENV
     )
 
 
 def workdir(tmp_path: Path) -> Path:
-    """A run folder with the repo's workflow, configs and data linked in, so results/ lands there."""
+    """A run folder with the repo's workflow, configs and data linked in, so results/ and .snakemake/ are
+    this folder's own: Snakemake neither reads nor writes the repository's."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     for name in ("workflow", "config", "data", "profiles"):
         (tmp_path / name).symlink_to(REPO / name)
     return tmp_path
+
+
+def planned_rules(dry_run_output: str) -> set[str]:
+    """The rules of the jobs a dry-run plans (not every rule name it prints: it also lists, for one, the
+    rules whose outputs have no metadata)."""
+    return set(re.findall(r"^(?:local)?rule (\S+):$", dry_run_output, re.M))
 
 
 def bad_config(tmp_path: Path, content: dict) -> str:
@@ -67,7 +79,8 @@ def bad_config(tmp_path: Path, content: dict) -> str:
     ],
 )
 def test_bad_config_fails_before_any_job_and_names_the_key(tmp_path, content, words):
-    result = snakemake("-n", "--cores", "1", "--configfile", bad_config(tmp_path, content))
+    result = snakemake("-n", "--cores", "1", "--configfile", bad_config(tmp_path, content),
+                       cwd=workdir(tmp_path / "run"))
     assert result.returncode != 0
     message = result.stdout + result.stderr
     for word in words:
@@ -87,12 +100,12 @@ def test_schema_defaults_are_the_default_config():
 
 
 @pytest.mark.parametrize("configfile", CONFIGS)
-def test_dry_run(configfile):
-    result = snakemake("-n", "--cores", "2", "--resources", "gpu=8", "--configfile", *configfile.split())
+def test_dry_run(configfile, tmp_path):
+    result = snakemake("-n", "--cores", "2", "--resources", "gpu=8", "--configfile", *configfile.split(),
+                       cwd=workdir(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
-    for rule in ("prepare_eval", "synthesize", "sft", "rl", "evaluate_policy", "evaluate_baseline",
-                 "evaluate_ablation", "table_main", "table_gains", "figure_op_frequency"):
-        assert rule in result.stdout
+    assert {"prepare_eval", "synthesize", "sft", "rl", "evaluate_policy", "evaluate_baseline", "evaluate_ablation",
+            "table_main", "table_gains", "figure_op_frequency"} <= planned_rules(result.stdout), result.stdout
 
 
 @pytest.mark.parametrize(
@@ -112,7 +125,8 @@ def test_each_training_stage_launches_with_its_own_accelerate_config(configfile,
     if overlay:
         (tmp_path / "overlay.yaml").write_text(yaml.safe_dump(overlay))
         configfiles.append(str(tmp_path / "overlay.yaml"))
-    result = snakemake("-n", "-p", "--cores", "2", "--resources", "gpu=8", "--configfile", *configfiles)
+    result = snakemake("-n", "-p", "--cores", "2", "--resources", "gpu=8", "--configfile", *configfiles,
+                       cwd=workdir(tmp_path / "run"))
     assert result.returncode == 0, result.stdout + result.stderr
     launches = re.findall(r"ACCELERATE_CONFIG=(\S*) \S+launch.sh \d+ train (sft|rl) ", result.stdout)
     assert {stage for _, stage in launches} == {"sft", "rl"}
@@ -120,22 +134,25 @@ def test_each_training_stage_launches_with_its_own_accelerate_config(configfile,
         assert path.strip("'") == {"sft": sft, "rl": rl}[stage], (stage, path)
 
 
-def test_one_figure_builds_only_what_it_needs():
-    result = snakemake("-n", "--cores", "2", "results/figures/op_frequency.pdf")
+def test_one_figure_builds_only_what_it_needs(tmp_path):
+    result = snakemake("-n", "--cores", "2", "results/figures/op_frequency.pdf", cwd=workdir(tmp_path))
     assert result.returncode == 0, result.stderr
-    assert "rl " in result.stdout and "evaluate_policy" not in result.stdout
+    planned = planned_rules(result.stdout)
+    assert "rl" in planned and "evaluate_policy" not in planned, result.stdout
 
 
-def test_lint_is_clean():
-    result = snakemake("--lint")
+def test_lint_is_clean(tmp_path):
+    result = snakemake("--lint", cwd=workdir(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def job_commands(configfile: str) -> list[list[str]]:
-    """`atommem STAGE ARGS...` of every job of a dry-run, as the rules build them (launch.sh unwrapped)."""
+def job_commands(configfile: str, run: Path) -> list[list[str]]:
+    """`atommem STAGE ARGS...` of every job of a dry-run in the run folder `run`, as the rules build them
+    (launch.sh unwrapped)."""
     import shlex
 
-    result = snakemake("-n", "-p", "--cores", "2", "--resources", "gpu=8", "--configfile", *configfile.split())
+    result = snakemake("-n", "-p", "--cores", "2", "--resources", "gpu=8", "--configfile", *configfile.split(),
+                       cwd=run)
     assert result.returncode == 0, result.stdout + result.stderr
     commands = []
     for line in result.stdout.splitlines():
@@ -160,15 +177,19 @@ def made_by_an_earlier_job(message: str) -> bool:
 
 
 @pytest.mark.parametrize("configfile", CONFIGS)
-def test_every_job_config_is_accepted_by_its_recipe(configfile):
-    """Each job's inline config resolves into its recipe's config class and passes the recipe's full check."""
+def test_every_job_config_is_accepted_by_its_recipe(configfile, tmp_path, monkeypatch):
+    """Each job's inline config resolves into its recipe's config class and passes the recipe's full check.
+    The checks run in the dry-run's own run folder, as the jobs would: the paths in the configs are relative."""
     import importlib
 
     from atommem.cli import STAGES, build_parser
     from atommem.config import from_dict, load_config
 
+    run = workdir(tmp_path)
+    commands = job_commands(configfile, run)
+    monkeypatch.chdir(run)
     checked = set()
-    for argv in job_commands(configfile):
+    for argv in commands:
         args = build_parser().parse_args(argv)
         recipe = importlib.import_module(STAGES[args.stage][0])
         try:
