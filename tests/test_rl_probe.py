@@ -4,6 +4,7 @@ train_reward figure drawing the probe beside the per-step reward."""
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 
 import pytest
@@ -57,6 +58,14 @@ def test_a_short_run_logs_the_probe_and_the_truncation_counters(tmp_path, tiny_m
     # a random model never ends a reply by itself within 24 tokens, nor answers within 12 turns
     assert rows[1]["turns/length_cut_frac"] == 1.0 and rows[1]["questions/unanswered_frac"] == 1.0
     assert rows[0]["probe/greedy_em"] == rows[0]["probe/pass_at_k"] == 0.0
+    # resumed at its last checkpoint (the end), a run probes nothing again; started afresh after being
+    # killed before its first checkpoint, it drops the earlier attempt's probe row instead of repeating it
+    rl_loop.train(cfg)
+    assert read_jsonl(tmp_path / "rl" / "metrics.jsonl") == rows
+    shutil.rmtree(tmp_path / "rl" / "checkpoints")
+    write_jsonl_atomic(tmp_path / "rl" / "metrics.jsonl", rows[:1])
+    rl_loop.train(cfg)
+    assert [row["step"] for row in read_jsonl(tmp_path / "rl" / "metrics.jsonl")] == [0, 1, 2]
     # the figure: per-step reward and the probe beside it
     written = train_reward({"full": tmp_path / "rl" / "metrics.jsonl"}, tmp_path / "train_reward.pdf")
     assert all(path.stat().st_size > 0 for path in written)
