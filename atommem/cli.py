@@ -8,7 +8,7 @@ import logging
 import sys
 
 from atommem.config import from_dict, load_config
-from atommem.errors import InputError
+from atommem.errors import PREEMPTED, WRITE_FAILED, InputError, Preempted, WriteError
 
 # stage name -> (recipe module, one-line help)
 STAGES = {
@@ -72,6 +72,13 @@ def main(argv: list[str] | None = None) -> int:
         # one line, however the message was built (YAML errors, file contents)
         print(f"atommem {args.stage}: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
+    except WriteError as err:
+        # the disk or a limit, not the input: what was written before stays, a rerun resumes from it
+        print(f"atommem {args.stage}: error: {' '.join(str(err).split())}", file=sys.stderr)
+        return WRITE_FAILED
+    except Preempted as err:
+        print(f"atommem {args.stage}: preempted: {' '.join(str(err).split())}", file=sys.stderr)
+        return PREEMPTED
     return 0
 
 

@@ -9,9 +9,12 @@ are cut back to their last complete row by `truncate_jsonl` before a resume appe
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import re
+import resource
 import shutil
 import tempfile
 import time
@@ -21,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from atommem.errors import InputError
+from atommem.errors import InputError, WriteError
 
 log = logging.getLogger(__name__)
 
@@ -36,22 +39,81 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp creates 0600; outputs should be as readable as any file
     try:
-        yield tmp_path
-        fsync_file(tmp_path)
-        os.replace(tmp_path, path)
-        fsync_dir(path.parent)
+        with writing(path, cleanup=lambda: tmp_path.unlink(missing_ok=True)):
+            yield tmp_path
+            fsync_file(tmp_path)
+            os.replace(tmp_path, path)
+            fsync_dir(path.parent)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
 
 
+@contextmanager
+def writing(path: str | os.PathLike, cleanup=None) -> Iterator[None]:
+    """Turn a failed write inside the block into a WriteError naming `path` and the cause (disk full, file
+    size limit, ...); `cleanup` (say, removing a temp folder) runs first, once the cause is known (a full
+    disk has room again after it). Errors that are no write failure pass unchanged."""
+    try:
+        yield
+    except WriteError:
+        if cleanup is not None:
+            cleanup()
+        raise
+    except Exception as err:
+        cause = write_failure_cause(err, path)
+        if cleanup is not None:
+            cleanup()
+        if cause is None:
+            raise
+        raise WriteError(f"{path}: write failed: {cause}") from err
+
+
+_OS_ERROR_IN_TEXT = re.compile(r"\(os error (\d+)\)|\[Errno (\d+)\]")
+# a disk with less than this free is called full when a library's error does not say why it failed
+FULL_BELOW_BYTES = 16 * 2**20
+
+
+def write_failure_cause(err: BaseException, path: str | os.PathLike) -> str | None:
+    """Why a write failed, in words, or None when `err` is not a failed write. Python's OSError carries its
+    errno; safetensors puts "(os error N)" in its text; torch.save only says "unexpected pos", so a full
+    disk or a file size limit is then found by looking at the disk and the limit."""
+    if isinstance(err, OSError) and err.errno:
+        return os.strerror(err.errno)
+    match = _OS_ERROR_IN_TEXT.search(str(err))
+    if match:
+        return os.strerror(int(match.group(1) or match.group(2)))
+    if not isinstance(err, RuntimeError | OSError) and type(err).__name__ != "SafetensorError":
+        return None
+    folder = Path(path)
+    while not folder.is_dir() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        stats = os.statvfs(folder)
+        free = stats.f_bavail * stats.f_frsize
+    except OSError:
+        free = None
+    if free is not None and free < FULL_BELOW_BYTES:
+        return f"{os.strerror(errno.ENOSPC)} ({free} bytes free under {folder})"
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY:
+        return f"{os.strerror(errno.EFBIG)} (files are limited to {limit} bytes: ulimit -f)"
+    return None
+
+
 def replace_dir(tmp: str | os.PathLike, final: str | os.PathLike) -> None:
-    """Publish a fully written folder `tmp` as `final` (replacing it), its files synced to disk first."""
+    """Publish a fully written folder `tmp` as `final` (replacing it), its files synced to disk first. The
+    old `final` is renamed aside and deleted only once the new one has its name."""
     tmp, final = Path(tmp), Path(final)
-    fsync_tree(tmp)
-    shutil.rmtree(final, ignore_errors=True)
+    with writing(final, cleanup=lambda: shutil.rmtree(tmp, ignore_errors=True)):
+        fsync_tree(tmp)
+    old = final.with_name(f".{final.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
     os.replace(tmp, final)
     fsync_dir(final.parent)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def sync(handle) -> None:
@@ -109,10 +171,35 @@ def append_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> None:
     """Append whole rows and sync them; a kill mid-write can cut only the last line (see truncate_jsonl)."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-    with open(path, "a", encoding="utf-8") as handle:
-        _stall_if_asked(path, handle, text)
-        handle.write(text)
-        sync(handle)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        handle = _Unbuffered(fd)
+        size = os.fstat(fd).st_size
+        # a failed append is cut back to the rows before it: the file stays as it was
+        with writing(path, cleanup=lambda: os.ftruncate(fd, size)):
+            _stall_if_asked(path, handle, text)
+            handle.write(text)
+            sync(handle)
+    finally:
+        os.close(fd)
+
+
+class _Unbuffered:
+    """Text writes straight to a file descriptor: after a failed write no buffered rest is flushed later."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def write(self, text: str) -> None:
+        view = memoryview(text.encode("utf-8"))
+        while view:
+            view = view[os.write(self.fd, view):]
+
+    def flush(self) -> None:
+        pass
+
+    def fileno(self) -> int:
+        return self.fd
 
 
 def truncate_jsonl(path: str | os.PathLike) -> list[dict]:

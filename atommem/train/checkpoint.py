@@ -15,7 +15,7 @@ import re
 import shutil
 from pathlib import Path
 
-from atommem.io import fsync_dir, fsync_tree, read_json, write_json_atomic
+from atommem.io import fsync_dir, fsync_tree, read_json, write_json_atomic, writing
 
 log = logging.getLogger(__name__)
 
@@ -46,22 +46,31 @@ def save_checkpoint(accelerator, root: str | os.PathLike, step: int, state: dict
     root = Path(root)
     final = root / f"step_{step}"
     tmp = root / f".tmp_step_{step}"
+    # a failed write (disk full, file size limit) removes the temp folder, so the disk has room again, and
+    # leaves every earlier checkpoint as it was: they are pruned only once the new one is complete
+    discard = lambda: shutil.rmtree(tmp, ignore_errors=True)  # noqa: E731
     if accelerator.is_main_process:
-        shutil.rmtree(tmp, ignore_errors=True)  # left by a run killed while saving
+        discard()  # left by a run killed while saving
         tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
+    with writing(final, cleanup=discard):
+        accelerator.save_state(str(tmp))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        # the state file is the completeness marker: written last, after the other files reach the disk
-        fsync_tree(tmp)
-        write_json_atomic(tmp / STATE_FILE, {"step": step, **state})
-        shutil.rmtree(final, ignore_errors=True)  # a re-run of this step after a resume replaces it
+        with writing(final, cleanup=discard):
+            # the state file is the completeness marker: written last, after the other files reach the disk
+            fsync_tree(tmp)
+            write_json_atomic(tmp / STATE_FILE, {"step": step, **state})
+        old = root / f".old_step_{step}"
+        if final.exists():  # a re-run of this step after a resume replaces it, once the new one is complete
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(final, old)
         os.replace(tmp, final)
         fsync_dir(root)
+        shutil.rmtree(old, ignore_errors=True)
         if keep_last > 0:
-            for _, old in checkpoint_steps(root)[:-keep_last]:
-                shutil.rmtree(old)
+            for _, older in checkpoint_steps(root)[:-keep_last]:
+                shutil.rmtree(older)
         log.info("checkpoint %s", final)
     accelerator.wait_for_everyone()
     return final
@@ -78,5 +87,10 @@ def remove_incomplete(root: str | os.PathLike) -> None:
     """Delete temp folders of saves that never finished (main process, before training starts)."""
     root = Path(root)
     if root.is_dir():
+        for old in root.glob(".old_step_*"):  # killed while replacing a checkpoint of the same step
+            if not (root / old.name.removeprefix(".old_")).exists():
+                os.replace(old, root / old.name.removeprefix(".old_"))
+            else:
+                shutil.rmtree(old, ignore_errors=True)
         for path in root.glob(".tmp_step_*"):
             shutil.rmtree(path, ignore_errors=True)

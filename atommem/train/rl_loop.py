@@ -42,10 +42,11 @@ from transformers import AutoModelForCausalLM
 from atommem.agent.env import Episode, Trajectory
 from atommem.agent.runner import RolloutTimer, run_lockstep
 from atommem.data.records import LongSample, read_samples
+from atommem.errors import Preempted
 from atommem.eval.scoring import score_trajectory
 from atommem.eval.write_audit import WRITE_COLUMNS, audit_writes
 from atommem.fingerprint import claim_output_dir
-from atommem.io import append_jsonl, replace_dir, truncate_jsonl, write_jsonl_atomic
+from atommem.io import append_jsonl, replace_dir, truncate_jsonl, write_jsonl_atomic, writing
 from atommem.llm.base import Conversation, Generation, SamplingConfig
 from atommem.llm.hf import HFBackend
 from atommem.llm.models import resolve_model
@@ -53,6 +54,7 @@ from atommem.memory.embedders import build_embedder
 from atommem.tracking import tracked_run
 from atommem.train.checkpoint import latest_checkpoint, load_checkpoint, remove_incomplete, save_checkpoint
 from atommem.train.grpo import LossConfig, build_rows, group_advantages, policy_update, sampler_is_exact
+from atommem.train.preemption import StopRequest
 from atommem.train.reward import answer_reward, episode_reward
 
 if TYPE_CHECKING:
@@ -381,8 +383,9 @@ def save_final(accelerator: Accelerator, model, tokenizer, out_dir: Path) -> Pat
     state_dict = accelerator.get_state_dict(model)  # collective under FSDP: every process calls it
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
-        accelerator.unwrap_model(model).save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
+        with writing(final, cleanup=lambda: shutil.rmtree(tmp, ignore_errors=True)):  # disk full: a WriteError
+            accelerator.unwrap_model(model).save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
+            tokenizer.save_pretrained(tmp)
         replace_dir(tmp, final)
     accelerator.wait_for_everyone()
     return final
@@ -394,6 +397,7 @@ def train(cfg: RLConfig) -> Path:
     # autocast's weight cache would keep a bf16 copy of every layer until the forward ends, which gradient
     # checkpointing cannot free: 0.3 GB a layer more for Qwen3-8B shapes, at no speed gain
     # (benchmarks/grpo_memory.py, docs/training.md)
+    stop = StopRequest().install()  # from here on, SIGTERM and SIGUSR1 stop the run after a step
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg.mixed_precision,
                               kwargs_handlers=[AutocastKwargs(cache_enabled=False)])
     if cfg.prompts_per_step % accelerator.num_processes:
@@ -493,8 +497,13 @@ def train(cfg: RLConfig) -> Path:
                 run.log_metrics(metrics, step=step)
                 log.info("step %d reward %.3f loss %.4f kl %.5f", step, metrics["reward/mean"],
                          metrics["loss"], metrics["kl"])
-            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                save_checkpoint(accelerator, ckpt_root, step, {"data_position": position}, cfg.keep_checkpoints)
+            # SIGTERM / SIGUSR1 (atommem.train.preemption): this step is done; checkpoint it and stop
+            preempted = step < cfg.steps and stop.requested()
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps or preempted:
+                saved = save_checkpoint(accelerator, ckpt_root, step, {"data_position": position}, cfg.keep_checkpoints)
+            if preempted:
+                raise Preempted(f"{stop.signal} after step {step} of {cfg.steps}; checkpoint {saved} written, "
+                                "a rerun resumes from it")
         final = save_final(accelerator, model, tokenizer, out_dir)
         if accelerator.is_main_process:
             run.log_artifact(metrics_path)

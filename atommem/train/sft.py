@@ -20,15 +20,16 @@ from typing import TYPE_CHECKING
 import torch
 from accelerate import PartialState
 from datasets import Dataset
-from transformers import AutoModelForCausalLM
+from transformers import AutoModelForCausalLM, TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
-from atommem.errors import InputError
+from atommem.errors import InputError, Preempted
 from atommem.fingerprint import claim_output_dir
-from atommem.io import read_jsonl_lines, replace_dir, write_jsonl_atomic
+from atommem.io import read_jsonl_lines, replace_dir, write_jsonl_atomic, writing
 from atommem.llm.base import fit_chat_prompt
 from atommem.llm.models import load_tokenizer, resolve_model
 from atommem.tracking import tracked_run
+from atommem.train.preemption import StopRequest
 
 if TYPE_CHECKING:
     from atommem.train.sft_config import SFTRecipeConfig
@@ -82,7 +83,34 @@ def trainer_config(cfg: SFTRecipeConfig) -> SFTConfig:
     )
 
 
+class Trainer(SFTTrainer):
+    """SFTTrainer whose failed checkpoint write (disk full, file size limit) is a WriteError naming the
+    folder: the cut folder is removed (the disk has room again) and, since transformers prunes old
+    checkpoints only after a save completes, the earlier ones stay for a rerun to resume from."""
+
+    def _save_checkpoint(self, model, trial) -> None:
+        folder = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
+        main = self.is_world_process_zero()
+        with writing(folder, cleanup=lambda: main and shutil.rmtree(folder, ignore_errors=True)):
+            super()._save_checkpoint(model, trial)
+
+
+class StopAfterStep(TrainerCallback):
+    """On SIGTERM or SIGUSR1 (atommem.train.preemption): save a checkpoint after the current optimizer step
+    and end training there."""
+
+    def __init__(self, stop: StopRequest):
+        self.stop = stop
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step < state.max_steps and self.stop.requested():
+            control.should_save = True
+            control.should_training_stop = True
+        return control
+
+
 def train_sft(cfg: SFTRecipeConfig) -> Path:
+    stop = StopRequest().install()  # from here on, SIGTERM and SIGUSR1 stop training after a step
     out_dir = Path(cfg.out_dir)
     state = PartialState()  # the processes of an accelerate launch (one without it)
     path = resolve_model(cfg.model.name)
@@ -102,8 +130,8 @@ def train_sft(cfg: SFTRecipeConfig) -> Path:
         from peft import LoraConfig
 
         peft_config = LoraConfig(task_type="CAUSAL_LM", **cfg.lora)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=examples,
-                         processing_class=tokenizer, peft_config=peft_config)
+    trainer = Trainer(model=model, args=args, train_dataset=examples, processing_class=tokenizer,
+                      peft_config=peft_config, callbacks=[StopAfterStep(stop)])
     resume = last_complete_checkpoint(Path(args.output_dir), remove_cut=trainer.is_world_process_zero())
     trainer.accelerator.wait_for_everyone()
     if resume:
@@ -112,6 +140,10 @@ def train_sft(cfg: SFTRecipeConfig) -> Path:
     # TRL logs from the main process only, into this active run
     with tracked_run(cfg.tracking, params=dataclasses.asdict(cfg), main_process=state.is_main_process):
         trainer.train(resume_from_checkpoint=resume)
+    if stop.signal is not None and trainer.state.global_step < trainer.state.max_steps:
+        checkpoint = Path(args.output_dir) / f"checkpoint-{trainer.state.global_step}"
+        raise Preempted(f"{stop.signal} after step {trainer.state.global_step} of {trainer.state.max_steps}; "
+                        f"checkpoint {checkpoint} written, a rerun resumes from it")
     if trainer.is_world_process_zero():
         write_jsonl_atomic(out_dir / "metrics.jsonl", trainer.state.log_history)
     return save_plain_model(trainer, tokenizer, out_dir, path, merge_lora=peft_config is not None)
@@ -138,17 +170,22 @@ def save_plain_model(trainer, tokenizer, out_dir: Path, base_path: str, merge_lo
     final, tmp = out_dir / "final", out_dir / ".final.tmp"
     if trainer.is_world_process_zero():
         shutil.rmtree(tmp, ignore_errors=True)
-    trainer.save_model(str(tmp))  # gathers sharded weights (FSDP/ZeRO-3) on every process
-    if trainer.is_world_process_zero():
-        if merge_lora:
-            # merge from the saved adapter onto a fresh full-precision base: works whatever the sharding was
-            from peft import PeftModel
+    main = trainer.is_world_process_zero()
+    # a failed write (disk full) is a WriteError naming final/; the temp folder goes, an older final/ stays
+    discard = lambda: main and shutil.rmtree(tmp, ignore_errors=True)  # noqa: E731
+    with writing(final, cleanup=discard):
+        trainer.save_model(str(tmp))  # gathers sharded weights (FSDP/ZeRO-3) on every process
+    if main:
+        with writing(final, cleanup=discard):
+            if merge_lora:
+                # merge from the saved adapter onto a fresh full-precision base: works whatever the sharding was
+                from peft import PeftModel
 
-            base = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
-            merged = PeftModel.from_pretrained(base, str(tmp)).merge_and_unload()
-            shutil.rmtree(tmp)
-            merged.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
+                base = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
+                merged = PeftModel.from_pretrained(base, str(tmp)).merge_and_unload()
+                shutil.rmtree(tmp)
+                merged.save_pretrained(tmp, safe_serialization=True)
+            tokenizer.save_pretrained(tmp)
         replace_dir(tmp, final)
     trainer.accelerator.wait_for_everyone()
     return final
