@@ -21,6 +21,12 @@ from atommem.train.sft_config import SFTRecipeConfig
 
 # relative to the working directory, so moving the repository does not change params (no reruns)
 LAUNCH = os.path.join(os.path.relpath(workflow.basedir), "scripts", "launch.sh")
+# Every job's shell ignores SIGTERM: SLURM sends it to all of a job's processes on preemption, requeue and
+# ahead of a time limit (profiles/slurm), and a shell that died of it would end the job step, and with it
+# the training process that is still finishing its step and writing its checkpoint (atommem/train/preemption.py).
+# A process started from the shell may still catch SIGTERM (atommem sft and rl do); one that does not
+# ignores it too, and ends with the SIGKILL that follows KillWait seconds later.
+shell.prefix("set -euo pipefail; trap '' TERM; ")
 MODEL_NAME = config["model"]["name"]
 # Local aliases (smollm2-135m, tiny-random) are built once into results/models/<alias> by
 # convert_model, before the parallel jobs that load them; hub ids and folders pass through unbuilt.

@@ -8,9 +8,23 @@
 # GPUS free device ids with flock. The locks live as long as the job's processes (also on SIGKILL),
 # so jobs sharing a node get disjoint devices. ACCELERATE_CONFIG, when set, is passed to accelerate.
 # ATOMMEM_PARENT_RUN_ID, when set, becomes the run's MLflow parent.
+# Preemption (MODE=train): sft and rl stop on SIGTERM/SIGUSR1 after their current step with a checkpoint
+# and exit 75; inside a SLURM job this script then requeues the job (`scontrol requeue`, which needs
+# sbatch --requeue: profiles/slurm sets it), and the requeued job resumes from that checkpoint.
 set -euo pipefail
 gpus=$1 mode=$2
 shift 2
+PREEMPTED=75
+
+train() {  # run a training command; a preempted one is requeued when this is a SLURM job
+    local status=0
+    "$@" || status=$?
+    if [ "$status" -eq "$PREEMPTED" ] && [ -n "${SLURM_JOB_ID:-}" ]; then
+        echo "launch.sh: preempted with a checkpoint written; requeueing SLURM job $SLURM_JOB_ID" >&2
+        scontrol requeue "$SLURM_JOB_ID" || echo "launch.sh: scontrol requeue $SLURM_JOB_ID failed" >&2
+    fi
+    exit "$status"
+}
 # the DAG invocation's MLflow parent run (set by the Snakefile's onstart, inherited by every job)
 if [ -n "${ATOMMEM_PARENT_RUN_ID:-}" ]; then
     set -- "$@" --set "tracking.parent_run_id=$ATOMMEM_PARENT_RUN_ID"
@@ -24,8 +38,11 @@ if [ "$gpus" -eq 0 ]; then
         procs=$(python3 -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1])).get("num_processes") or 1)' \
             "$ACCELERATE_CONFIG")
         per_process=$(( ${OMP_NUM_THREADS:-$procs} / procs ))
-        exec accelerate launch --config_file "$ACCELERATE_CONFIG" --num_cpu_threads_per_process $(( per_process > 0 ? per_process : 1 )) \
-            -m atommem.cli "$@"
+        train accelerate launch --config_file "$ACCELERATE_CONFIG" \
+            --num_cpu_threads_per_process $(( per_process > 0 ? per_process : 1 )) -m atommem.cli "$@"
+    fi
+    if [ "$mode" = train ]; then
+        train atommem "$@"
     fi
     exec atommem "$@"
 fi
@@ -58,7 +75,7 @@ fi
 echo "launch.sh: CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES" >&2
 
 if [ "$mode" = train ]; then
-    exec accelerate launch --num_processes "$gpus" ${ACCELERATE_CONFIG:+--config_file "$ACCELERATE_CONFIG"} \
+    train accelerate launch --num_processes "$gpus" ${ACCELERATE_CONFIG:+--config_file "$ACCELERATE_CONFIG"} \
         -m atommem.cli "$@"
 fi
 exec atommem "$@"
