@@ -50,8 +50,10 @@ SECTIONS = {
 CPU_SIZING = {
     "env.chunk_tokens", "env.chunk_overlap", "env.retrieval_token_budget", "env.max_turns",
     "data.max_group_size",
-    "sft.num_train_epochs", "sft.learning_rate", "sft.lr_scheduler_type", "sft.warmup_steps",
-    "sft.per_device_train_batch_size", "sft.gradient_accumulation_steps", "sft.max_length",
+    # the default run's worlds: long enough for Updates and Deletes, 4 questions for a finer reward
+    "data.statetrack.world.events", "data.statetrack.world.questions",
+    "sft.num_train_epochs", "sft.learning_rate", "sft.warmup_steps",
+    "sft.gradient_accumulation_steps", "sft.max_length",
     "sft.seed",
     "rl.steps", "rl.prompts_per_step", "rl.group_size", "rl.warmup_steps", "rl.micro_batch_size",
     "rl.checkpoint_every", "rl.validate_every", "rl.kl_coef", "rl.probe_samples", "rl.probe_episodes",
