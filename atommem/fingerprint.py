@@ -109,7 +109,9 @@ def _changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
     changed = []
     for key in sorted(set(old) | set(new), key=str):
         a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict) and prefix.count(".") < 2:
+        if (key in old) != (key in new):  # a key added or removed, even one whose value is None
+            changed.append(f"{prefix}{key}")
+        elif isinstance(a, dict) and isinstance(b, dict) and prefix.count(".") < 2:
             changed += _changed_keys(a, b, f"{prefix}{key}.")
         elif a != b:
             changed.append(f"{prefix}{key}")

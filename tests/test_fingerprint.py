@@ -52,3 +52,12 @@ def test_work_without_a_fingerprint_is_not_trusted(tmp_path):
     assert not (out / "checkpoints").exists() and len(list(out.glob("checkpoints.stale-*"))) == 1
     (out / "checkpoints").mkdir()  # an empty folder holds no work
     assert not claim_output_dir(out, {**CONFIG, "learning_rate": 1.0}, {}, resumable=["checkpoints"])
+
+
+def test_a_new_config_key_is_named_even_when_it_is_none(tmp_path, caplog):
+    """A code update that adds a config field (default None) changes the work's fingerprint; the log line
+    must say which key, not 'changed: ' with nothing after it."""
+    start(tmp_path, CONFIG, {})
+    caplog.set_level(logging.WARNING, logger="atommem")
+    assert start(tmp_path, {**CONFIG, "env": {"top_k": 6, "new_switch": None}}, {})
+    assert "changed: config.env.new_switch" in caplog.text, caplog.text
