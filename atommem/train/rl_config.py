@@ -32,7 +32,9 @@ class RLConfig:
     val_samples: str | None = option(None, "samples validated greedily every `validate_every` steps")
     val_max_samples: int | None = option(None, "validation samples used (null = all)")
     out_dir: str = option("", "metrics.jsonl, checkpoints/ and final/ go here")
-    steps: int = option(100, "optimizer steps (the paper shows about 100)")
+    steps: int = option(100, "optimizer steps (the paper shows about 100); 0: probe before step 1 only (per world in "
+                        "probe_worlds.jsonl) and save the start policy as final/: how rl.train_ids are chosen "
+                        "(config/rl-fixed-worlds.yaml)")
     prompts_per_step: int = option(8, "samples per step, over all processes (paper: 8)")
     group_size: int = option(8, "episodes per sample; advantage = reward - group mean (paper: 8)")
     learning_rate: float = option(1e-6, "constant after warmup (paper: 1e-6)")
@@ -55,6 +57,15 @@ class RLConfig:
     probe_samples: int = option(8, "the last N samples of `samples`, left out of the training draw, scored before "
                                 "step 1 and every validate_every steps: sampled reward, pass@k and greedy EM (0 = off)")
     probe_episodes: int = option(8, "k: sampled episodes per probe sample, at the rollout sampling")
+    train_ids: list[str] | None = option(None, "train on these sample ids of `samples` only (null = all but the probe): "
+                                         "the fixed-world check, with prompts_per_step = their number every step "
+                                         "sees each once; they must not be probe samples; greedy EM on them is "
+                                         "logged as fixed/* at every probe")
+    lora: dict | None = option(None, "peft.LoraConfig arguments of the update, e.g. {r: 16, lora_alpha: 32, "
+                               "lora_dropout: 0.0, target_modules: all-linear}; merged into the weights the "
+                               "vLLM engine gets and final/ saves; null = full update")
+    train_top_layers: int | None = option(None, "update only the top N transformer layers and the final norm "
+                                          "(embeddings and lm_head frozen); null = all")
     rollout: str = option("hf", "hf (shares the training model; CPU, one GPU) | vllm (colocated in each process)")
     # not model.gpu_memory_utilization, which sizes an evaluation engine that has the GPU to itself
     vllm_gpu_memory_utilization: float = option(0.35, "rollout vllm on GPU: share of the GPU the colocated engine "
@@ -67,7 +78,9 @@ class RLConfig:
     tracking: TrackingConfig = option(TrackingConfig, "MLflow tracking")
 
     def __post_init__(self) -> None:
-        require_positive(self, "steps", "prompts_per_step", "micro_batch_size", "checkpoint_every", "keep_checkpoints")
+        require(self.steps >= 0, "steps", ">= 0 (0: probe only)", self.steps)
+        require_positive(self, "train_top_layers", optional=True)
+        require_positive(self, "prompts_per_step", "micro_batch_size", "checkpoint_every", "keep_checkpoints")
         # an episode alone in its group has advantage 0: nothing to learn from
         require(self.group_size >= 2, "group_size", ">= 2", self.group_size)
         require_positive(self, "val_max_samples", optional=True)
@@ -110,3 +123,37 @@ def check_config(cfg: RLConfig) -> None:
         raise ConfigError(f"probe_samples: {cfg.probe_samples} probe samples leave none of the {len(samples)} in "
                           f"{cfg.samples} to train on; lower it (0 = no probe) or give more samples")
     check_reward(cfg.reward, samples, cfg.samples)
+    if cfg.steps == 0 and not cfg.probe_samples and not cfg.train_ids:
+        raise ConfigError("steps: 0 probes only, but probe_samples is 0 and train_ids is null: nothing to probe")
+    if cfg.train_ids is not None:
+        check_train_ids(cfg.train_ids, samples, cfg.probe_samples, cfg.samples)
+    if cfg.lora is not None:
+        check_lora(cfg.lora)
+
+
+def check_train_ids(train_ids: list[str], samples: list, probe_samples: int, path: str) -> None:
+    """rl.train_ids name samples of the file, none twice and none of the probe (its last probe_samples)."""
+    if not train_ids:
+        raise ConfigError("train_ids: empty; null trains on every sample but the probe")
+    ids = [s.id for s in samples]
+    probe = set(ids[len(ids) - probe_samples :]) if probe_samples else set()
+    seen = set()
+    for sample_id in train_ids:
+        if sample_id not in ids:
+            raise ConfigError(f"train_ids: {sample_id!r} is not a sample id of {path}")
+        if sample_id in probe:
+            raise ConfigError(f"train_ids: {sample_id!r} is a probe sample (the last probe_samples={probe_samples} "
+                              f"of {path}); choose another or lower probe_samples")
+        if sample_id in seen:
+            raise ConfigError(f"train_ids: {sample_id!r} is given twice")
+        seen.add(sample_id)
+
+
+def check_lora(lora: dict) -> None:
+    """The LoRA arguments make a peft.LoraConfig (peft imported only here, before any model loads)."""
+    try:
+        from peft import LoraConfig
+
+        LoraConfig(task_type="CAUSAL_LM", **lora)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"lora: {err}") from None

@@ -18,6 +18,10 @@ included (so `validate_every: 0` probes before step 1 and after the last step on
 sampled episodes each at the rollout sampling, with the same seeds at every probe, and one greedy episode.
 Fixed worlds, unlike the fresh ones each step trains on, so the probe curve shows learning, not which
 worlds a step happened to draw; before step 1, pass@k against greedy EM is the headroom sampling offers.
+Every probe also appends one row per world to probe_worlds.jsonl. With `rl.train_ids` the run trains on those
+worlds only (the fixed-world check) and scores them greedily at every probe (`fixed/*`); `steps: 0` probes
+only, the way config/rl-fixed-worlds.yaml chooses them. `rl.lora` and `rl.train_top_layers` make the update
+cheaper (`trainable_policy`); the vLLM engine and final/ get merged weights.
 
 Runs as one process on CPU, or under `accelerate launch` (DDP, or FSDP with the vLLM engine).
 """
@@ -135,10 +139,33 @@ def unwrapped_name(name: str) -> str:
 
 
 def vllm_named_weights(model):
-    """(checkpoint name, full tensor) per parameter, gathered lazily: FSDP2 shards are DTensors."""
+    """(checkpoint name, full tensor) per parameter, gathered lazily: FSDP2 shards are DTensors. A LoRA
+    policy (rl.lora) gives the plain model's names and merged weights, base + B @ A * scale, without changing
+    its own."""
+    deltas = lora_deltas(model)
     for name, param in model.named_parameters():
+        if deltas is not None:
+            if "lora_" in name:
+                continue
+            module = name.rsplit(".", 1)[0]
+            name = unwrapped_name(name).removeprefix("base_model.model.").replace(".base_layer.", ".")
+            tensor = param.data + deltas[module] if module in deltas else param.data
+            yield name, tensor.detach()
+            continue
         tensor = param.full_tensor() if hasattr(param, "full_tensor") else param.data
         yield unwrapped_name(name), tensor.detach()
+
+
+def lora_deltas(model) -> dict[str, torch.Tensor] | None:
+    """{name of a LoRA layer's base layer: its weight delta B @ A * scale}, or None for a model without LoRA."""
+    deltas = {}
+    for name, module in model.named_modules():
+        if hasattr(module, "get_delta_weight") and hasattr(module, "base_layer"):
+            for adapter in module.active_adapters:
+                delta = module.get_delta_weight(adapter).detach()
+                key = f"{name}.base_layer"
+                deltas[key] = deltas[key] + delta if key in deltas else delta
+    return deltas or None
 
 
 # ---- data -------------------------------------------------------------------------------------------
@@ -167,6 +194,17 @@ def split_probe(samples: list[LongSample], probe_samples: int) -> tuple[list[Lon
     if probe_samples >= len(samples):
         raise ValueError(f"probe_samples={probe_samples} leaves none of the {len(samples)} samples to train on")
     return samples[:-probe_samples], samples[-probe_samples:]
+
+
+def fixed_worlds(samples: list[LongSample], train_ids: list[str] | None) -> list[LongSample]:
+    """The training samples: those of `train_ids` in their order (rl.train_ids), or all when it is null."""
+    if train_ids is None:
+        return samples
+    by_id = {s.id: s for s in samples}
+    missing = [i for i in train_ids if i not in by_id]
+    if missing:
+        raise ValueError(f"train_ids: {missing[0]!r} is not a training sample (absent, or a probe sample)")
+    return [by_id[i] for i in train_ids]
 
 
 # ---- metrics ----------------------------------------------------------------------------------------
@@ -305,8 +343,15 @@ def probe(cfg: RLConfig, accelerator, engine, samples: list[LongSample], embedde
     (share of questions at least one of the k answered with exact match), `probe/best_of_k_reward` (the best
     of the k rewards), `probe/greedy_em` and `probe/greedy_reward` (one greedy episode); on statetrack also
     `probe/sampled_state_f1` and `probe/greedy_state_f1`."""
+    metrics, _ = probe_worlds(cfg, accelerator, engine, samples, embedder, cfg.probe_episodes)
+    return metrics
+
+
+def probe_worlds(cfg: RLConfig, accelerator, engine, samples: list[LongSample], embedder, k: int,
+                 prefix: str = "probe") -> tuple[dict[str, float], list[dict]]:
+    """`probe`'s metrics under `prefix`, and one row per sample (this process's) with the same values for
+    that sample alone (`id` added): the per-world breakdown of probe_worlds.jsonl. k = 0: greedy only."""
     mine = samples[accelerator.process_index :: accelerator.num_processes]
-    k = cfg.probe_episodes
     # the same seeds at every probe: two probes differ by the policy, not by the draw
     sampling = replace(cfg.sampling, seed=cfg.sampling.seed + PROBE_SEED + 7 * accelerator.process_index)
     sampled = [Episode(s, cfg.env, embedder, engine.tokenizer) for s in mine for _ in range(k)]
@@ -314,26 +359,53 @@ def probe(cfg: RLConfig, accelerator, engine, samples: list[LongSample], embedde
     greedy = [Episode(s, cfg.env, embedder, engine.tokenizer) for s in mine]
     greedy = run_lockstep(greedy, engine, replace(cfg.sampling, temperature=0.0), progress=False) if greedy else []
     with_state = bool(samples) and all(s.final_state is not None for s in samples)
-    keys = ["sampled_reward", "sampled_em", "pass_at_k", "best_of_k_reward", "greedy_em", "greedy_reward"]
-    keys += ["sampled_state_f1", "greedy_state_f1"] if with_state else []
-    sums = dict.fromkeys(keys, 0.0) | {"n": float(len(mine))}
+    keys = ["sampled_reward", "sampled_em", "pass_at_k", "best_of_k_reward"] if k else []
+    keys += ["greedy_em", "greedy_reward"]
+    if with_state:
+        keys += ["sampled_state_f1", "greedy_state_f1"] if k else ["greedy_state_f1"]
+    worlds = []
     for index, sample in enumerate(mine):
-        episodes = sampled[index * k : (index + 1) * k]
-        scored = [score_trajectory(t, sample) for t in episodes]
-        rewards = [episode_reward(t, sample, cfg.reward, rows) for t, rows in zip(episodes, scored, strict=True)]
-        sums["sampled_reward"] += sum(rewards) / k
-        sums["sampled_em"] += sum(answer_reward(rows) for rows in scored) / k
-        sums["best_of_k_reward"] += max(rewards)
-        solved = [any(rows[q]["em"] for rows in scored) for q in range(len(sample.questions))]
-        sums["pass_at_k"] += sum(solved) / len(solved)
+        world = {"id": sample.id}
+        if k:
+            episodes = sampled[index * k : (index + 1) * k]
+            scored = [score_trajectory(t, sample) for t in episodes]
+            rewards = [episode_reward(t, sample, cfg.reward, rows) for t, rows in zip(episodes, scored, strict=True)]
+            world["sampled_reward"] = sum(rewards) / k
+            world["sampled_em"] = sum(answer_reward(rows) for rows in scored) / k
+            world["best_of_k_reward"] = max(rewards)
+            solved = [any(rows[q]["em"] for rows in scored) for q in range(len(sample.questions))]
+            world["pass_at_k"] = sum(solved) / len(solved)
+            if with_state:
+                world["sampled_state_f1"] = sum(rows[0]["state_f1"] for rows in scored) / k
         greedy_rows = score_trajectory(greedy[index], sample)
-        sums["greedy_em"] += answer_reward(greedy_rows)
-        sums["greedy_reward"] += episode_reward(greedy[index], sample, cfg.reward, greedy_rows)
+        world["greedy_em"] = answer_reward(greedy_rows)
+        world["greedy_reward"] = episode_reward(greedy[index], sample, cfg.reward, greedy_rows)
         if with_state:
-            sums["sampled_state_f1"] += sum(rows[0]["state_f1"] for rows in scored) / k
-            sums["greedy_state_f1"] += greedy_rows[0]["state_f1"]
+            world["greedy_state_f1"] = greedy_rows[0]["state_f1"]
+        worlds.append(world)
+    sums = {key: sum(world[key] for world in worlds) for key in keys} | {"n": float(len(mine))}
     total = _sum_over_processes(accelerator, sums)
-    return {f"probe/{key}": total[key] / total["n"] for key in keys}
+    return {f"{prefix}/{key}": total[key] / total["n"] for key in keys}, worlds
+
+
+def probe_step(cfg: RLConfig, accelerator, engine, probe_set: list[LongSample], fixed: list[LongSample],
+               embedder, step: int, path: Path) -> dict[str, float]:
+    """Everything scored at a probe: the probe samples (`probe/*`, k sampled episodes and one greedy each)
+    and, with rl.train_ids, the fixed training worlds greedily (`fixed/*`); their per-world values are
+    appended to `path` (probe_worlds.jsonl: step, set, id, ...)."""
+    from accelerate.utils import gather_object
+
+    start = time.perf_counter()
+    metrics, rows = {}, []
+    for name, worlds, k in (("probe", probe_set, cfg.probe_episodes), ("fixed", fixed, 0)):
+        if worlds:
+            values, mine = probe_worlds(cfg, accelerator, engine, worlds, embedder, k, prefix=name)
+            metrics.update(values)
+            rows += [{"step": step, "set": name, **world} for world in mine]
+    rows = gather_object(rows) if accelerator.num_processes > 1 else rows
+    if accelerator.is_main_process and rows:
+        append_jsonl(path, rows)
+    return metrics | {"time/probe_s": time.perf_counter() - start}
 
 
 # ---- setup ------------------------------------------------------------------------------------------
@@ -365,6 +437,41 @@ def load_reference(cfg: RLConfig, accelerator: Accelerator) -> torch.nn.Module |
     return ref.to(accelerator.device)
 
 
+def decoder_layers(model) -> torch.nn.ModuleList:
+    """The transformer blocks of a causal LM (Llama, Qwen, SmolLM2: model.model.layers)."""
+    layers = getattr(model.get_decoder(), "layers", None)
+    if not isinstance(layers, torch.nn.ModuleList):
+        raise ValueError(f"{type(model).__name__}: no decoder layer list (model.get_decoder().layers)")
+    return layers
+
+
+def trainable_policy(cfg: RLConfig, model):
+    """What the update trains: everything (the paper's), LoRA adapters on the linear layers (`rl.lora`, a
+    peft model around the same module, so the HF engine generates through the adapters), or the top
+    `rl.train_top_layers` blocks and the final norm, with embeddings, lm_head and the blocks below frozen, so
+    the backward pass stops at the lowest trained block. Both: adapters on the top N blocks only."""
+    layers = decoder_layers(model)
+    top = cfg.train_top_layers
+    if top is not None and top > len(layers):
+        raise ValueError(f"train_top_layers: {top} > the model's {len(layers)} layers")
+    if cfg.lora is not None:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **cfg.lora))
+        if top is not None:  # the adapters of the blocks below stay at their init (B = 0): no change there
+            for layer in layers[: len(layers) - top]:
+                layer.requires_grad_(False)
+        return model
+    if top is not None:
+        model.requires_grad_(False)
+        for layer in layers[len(layers) - top :]:
+            layer.requires_grad_(True)
+        norm = getattr(model.get_decoder(), "norm", None)
+        if norm is not None:
+            norm.requires_grad_(True)
+    return model
+
+
 def _build_engine(cfg: RLConfig, accelerator: Accelerator, policy: HFBackend):
     if cfg.rollout == "vllm":
         # the sampler runs in the training precision, like the HF engine under the accelerator's autocast
@@ -384,7 +491,11 @@ def save_final(accelerator: Accelerator, model, tokenizer, out_dir: Path) -> Pat
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
         with writing(final, cleanup=lambda: shutil.rmtree(tmp, ignore_errors=True)):  # disk full: a WriteError
-            accelerator.unwrap_model(model).save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
+            unwrapped = accelerator.unwrap_model(model)
+            if hasattr(unwrapped, "merge_and_unload"):  # rl.lora: the plain model, adapters merged (the run ends)
+                unwrapped.merge_and_unload().save_pretrained(tmp, safe_serialization=True)
+            else:
+                unwrapped.save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
             tokenizer.save_pretrained(tmp)
         replace_dir(tmp, final)
     accelerator.wait_for_everyone()
@@ -408,15 +519,25 @@ def train(cfg: RLConfig) -> Path:
     ckpt_root, metrics_path = out_dir / "checkpoints", out_dir / "metrics.jsonl"
     # the probe samples (the file's last probe_samples) are never drawn for training
     samples, probe_set = split_probe(read_samples(cfg.samples), cfg.probe_samples)
+    samples = fixed_worlds(samples, cfg.train_ids)
+    fixed = samples if cfg.train_ids is not None else []  # scored greedily at every probe (fixed/*)
+    probe_path = out_dir / "probe_worlds.jsonl"
     val_samples = read_samples(cfg.val_samples, cfg.val_max_samples) if cfg.val_samples else []
     embedder = build_embedder(cfg.embedder)
 
     policy = load_policy(cfg, accelerator)
     model, tokenizer = policy.model, policy.tokenizer
+    partial = cfg.lora is not None or cfg.train_top_layers is not None
+    if partial and accelerator.distributed_type == DistributedType.FSDP:
+        raise ValueError("lora / train_top_layers: not with FSDP here; train every weight or use DDP")
     if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        # frozen embeddings give the blocks inputs without grad, which reentrant checkpointing would drop
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False} if partial else None)
+    model = trainable_policy(cfg, model)
     ref_model = load_reference(cfg, accelerator)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=0.0)
+    trained = [p for p in model.parameters() if p.requires_grad]
+    log.info("updating %d of %d parameters", sum(p.numel() for p in trained), sum(p.numel() for p in model.parameters()))
+    optimizer = torch.optim.AdamW(trained, lr=cfg.learning_rate, weight_decay=0.0)
     # not passed to prepare(): accelerate would step it once per process; registered only to be checkpointed
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_then_constant(cfg.warmup_steps))
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -431,7 +552,7 @@ def train(cfg: RLConfig) -> Path:
         # checkpoints of another config or other inputs are moved aside, not resumed from
         claim_output_dir(out_dir, asdict(cfg), {"model": cfg.model.name, "ref_model": cfg.ref_model,
                          "samples": cfg.samples, "val_samples": cfg.val_samples},
-                         resumable=["checkpoints", "metrics.jsonl"])
+                         resumable=["checkpoints", "metrics.jsonl", "probe_worlds.jsonl"])
         remove_incomplete(ckpt_root)
     accelerator.wait_for_everyone()
     checkpoint = latest_checkpoint(ckpt_root)
@@ -442,17 +563,17 @@ def train(cfg: RLConfig) -> Path:
     if accelerator.is_main_process:
         # a fresh start keeps no row, not even an earlier attempt's probe row of step 0
         truncate_metrics(metrics_path, step if step else -1)
+        truncate_metrics(probe_path, step if step else -1)
     engine.sync_weights(model)  # a resumed policy differs from the checkpoint the engine loaded
 
     with tracked_run(cfg.tracking, params=asdict(cfg), main_process=accelerator.is_main_process) as run:
-        if probe_set and step == 0:
+        if (probe_set or fixed) and step == 0:
             # before step 1: the policy the run starts from, and the headroom sampling offers over greedy
-            start = time.perf_counter()
-            before = {"step": 0, **probe(cfg, accelerator, engine, probe_set, embedder),
-                      "time/probe_s": time.perf_counter() - start}
+            before = {"step": 0, **probe_step(cfg, accelerator, engine, probe_set, fixed, embedder, 0, probe_path)}
             if accelerator.is_main_process:
                 append_metrics(metrics_path, before)
                 run.log_metrics(before, step=0)
+            if accelerator.is_main_process and probe_set:
                 log.info("probe before step 1 (%d samples x %d episodes): sampled reward %.3f; headroom: pass@%d "
                          "%.3f against greedy EM %.3f", len(probe_set), cfg.probe_episodes,
                          before["probe/sampled_reward"], cfg.probe_episodes, before["probe/pass_at_k"],
@@ -488,10 +609,8 @@ def train(cfg: RLConfig) -> Path:
             # 7. validate, checkpoint
             if val_samples and cfg.validate_every and (step % cfg.validate_every == 0 or step == cfg.steps):
                 metrics.update(validate(cfg, accelerator, engine, val_samples, embedder))
-            if probe_set and ((cfg.validate_every and step % cfg.validate_every == 0) or step == cfg.steps):
-                start = time.perf_counter()
-                metrics.update(probe(cfg, accelerator, engine, probe_set, embedder))
-                metrics["time/probe_s"] = time.perf_counter() - start
+            if (probe_set or fixed) and ((cfg.validate_every and step % cfg.validate_every == 0) or step == cfg.steps):
+                metrics.update(probe_step(cfg, accelerator, engine, probe_set, fixed, embedder, step, probe_path))
             if accelerator.is_main_process:
                 append_metrics(metrics_path, metrics)
                 run.log_metrics(metrics, step=step)
@@ -504,6 +623,7 @@ def train(cfg: RLConfig) -> Path:
             if preempted:
                 raise Preempted(f"{stop.signal} after step {step} of {cfg.steps}; checkpoint {saved} written, "
                                 "a rerun resumes from it")
+        # steps 0 (how rl.train_ids are chosen): the probe alone, and final/ is the start policy
         final = save_final(accelerator, model, tokenizer, out_dir)
         if accelerator.is_main_process:
             run.log_artifact(metrics_path)
