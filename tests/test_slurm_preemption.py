@@ -1,8 +1,10 @@
 """On a real single-node SLURM cluster (tests/slurm_cluster.py): an RL job submitted with the SLURM profile's
-flags for rl is requeued (`scontrol requeue`) in the middle of a step. SLURM sends SIGTERM to every process
-of the job; the rule's shell ignores it (the Snakefile's shell prefix), `atommem rl` finishes the step,
-writes a checkpoint and exits 75; the job goes back to the queue, starts again, resumes from that
-checkpoint, and ends with the weights of an uninterrupted run."""
+flags for rl is stopped in the middle of a step, either requeued (`scontrol requeue`, as a preemption does)
+or sent SIGTERM without being ended (`scancel --signal=TERM`, what the profile's `--signal=TERM@<secs>` does
+ahead of a time limit). The rule's shell ignores SIGTERM (the Snakefile's shell prefix), `atommem rl`
+finishes the step, writes a checkpoint and exits 75; in the second case launch.sh requeues the job itself.
+The job goes back to the queue, starts again, resumes from that checkpoint, and ends with the weights of an
+uninterrupted run."""
 
 from __future__ import annotations
 
@@ -46,7 +48,11 @@ def job_state(job: str) -> str:
     return result.stdout.strip()
 
 
-def test_requeued_mid_step_rl_job_resumes_to_the_uninterrupted_result(cluster, tmp_path, tiny_model_dir):  # noqa: F811
+STOPS = {"requeue": ["scontrol", "requeue"], "early-signal": ["scancel", "--signal=TERM", "--full"]}
+
+
+@pytest.mark.parametrize("how", list(STOPS))
+def test_rl_job_stopped_mid_step_resumes_to_the_uninterrupted_result(cluster, tmp_path, tiny_model_dir, how):  # noqa: F811
     flags = profile_flags("rl")
     assert "--requeue" in flags and any(f.startswith("--signal=") for f in flags), flags
     straight = tmp_path / "straight"
@@ -72,8 +78,8 @@ def test_requeued_mid_step_rl_job_resumes_to_the_uninterrupted_result(cluster, t
         assert job_state(job) in ("PENDING", "RUNNING"), (job_state(job), log.read_text()[-3000:])
         assert time.monotonic() < deadline, "step 1 not done in time"
         time.sleep(0.1)
-    requeue = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
-    assert requeue.returncode == 0, requeue.stderr
+    stop = subprocess.run([*STOPS[how], job], capture_output=True, text=True)
+    assert stop.returncode == 0, stop.stderr
 
     deadline = time.monotonic() + 900
     while (state := job_state(job)) != "COMPLETED":
@@ -87,6 +93,9 @@ def test_requeued_mid_step_rl_job_resumes_to_the_uninterrupted_result(cluster, t
     assert stopped, text[-3000:]
     step = int(stopped.group(1))
     assert step < RL_STEPS and re.search(rf"resumed from \S+step_{step} \(step {step}\)", text), text[-3000:]
+    if how == "early-signal":  # nobody else requeues the job: launch.sh did
+        assert f"launch.sh: preempted with a checkpoint written; requeueing SLURM job {job}\n" in text
+        assert f"scontrol requeue {job} failed" not in text, text[-3000:]
     show = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True).stdout
     assert "Restarts=1" in show, show
     assert [r["step"] for r in read_jsonl(metrics)] == list(range(1, RL_STEPS + 1))
