@@ -157,3 +157,7 @@ def test_fixed_worlds_run_and_the_probe_only_run(tmp_path, tiny_model_dir):
         (s, name, i) for s in (0, 2) for name, i in (("probe", "statetrack-4-2"), ("fixed", "statetrack-4-0"))}
     final = AutoModelForCausalLM.from_pretrained(tmp_path / "fixed" / "final")
     assert not any("lora" in name for name in final.state_dict())
+    # resumed at its last checkpoint (the adapters and their AdamW state), the run has nothing left to do
+    rl_loop.train(cfg)
+    assert read_jsonl(tmp_path / "fixed" / "metrics.jsonl") == metrics
+    assert read_jsonl(tmp_path / "fixed" / "probe_worlds.jsonl") == worlds
