@@ -20,7 +20,13 @@ from pathlib import Path
 import pytest
 import yaml
 from test_checkpoint import _write_run_config
-from test_kill_resume import assert_same_weights, evaluate_config, samples_path  # noqa: F401 (a fixture)
+from test_kill_resume import (  # noqa: F401 (fixtures)
+    assert_same_weights,
+    evaluate_config,
+    examples_path,
+    samples_path,
+    sft_config,
+)
 
 from atommem.errors import WRITE_FAILED
 from atommem.io import read_json, read_jsonl
@@ -48,9 +54,10 @@ def run(stage: str, config: Path, preexec=None) -> subprocess.CompletedProcess:
 def failed_write_line(result: subprocess.CompletedProcess, stage: str) -> str:
     assert result.returncode == WRITE_FAILED, (result.returncode, result.stderr[-3000:])
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
-    line = result.stderr.strip().splitlines()[-1]
-    assert line.startswith(f"atommem {stage}: error: "), line
-    return line
+    # one error line, at the end but for what a progress bar redraws when the process exits
+    errors = [line for line in result.stderr.splitlines() if line.startswith(f"atommem {stage}: error: ")]
+    assert len(errors) == 1, result.stderr[-3000:]
+    return errors[0]
 
 
 def rl_config(tmp_path: Path, tiny_model_dir: str, out_dir: Path) -> Path:
@@ -167,3 +174,42 @@ def test_evaluate_output_past_a_file_size_limit(tmp_path, samples_path):  # noqa
         rows = [{k: v for k, v in r.items() if k not in drop} for r in read_jsonl(out / name)]
         assert rows == [{k: v for k, v in r.items() if k not in drop} for r in read_jsonl(straight / name)]
     shutil.rmtree(straight)
+
+
+def test_sft_checkpoint_on_a_full_disk(tmp_path, examples_path):  # noqa: F811
+    """TRL writes checkpoint-N in place; a save that fails removes the cut folder and keeps the one before
+    (transformers prunes old checkpoints only after a save completes)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    straight = tmp_path / "straight"
+    config = sft_one_checkpoint(sft_config(tmp_path, examples_path, straight))
+    assert run("sft", config).returncode == 0
+    checkpoint = sum(p.stat().st_size for p in (straight / "checkpoints").rglob("*") if p.is_file())
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={checkpoint * 3 // 2}", "tmpfs", str(disk)],
+                           capture_output=True, text=True)
+    if mount.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mount.stderr.strip()}")
+    try:
+        out = disk / "out"
+        config = sft_one_checkpoint(sft_config(tmp_path, examples_path, out))
+        line = failed_write_line(run("sft", config), "sft")
+        assert line.startswith(f"atommem sft: error: {out / 'checkpoints/checkpoint-2'}: write failed: "
+                               "No space left on device"), line
+        assert sorted(p.name for p in (out / "checkpoints").glob("checkpoint-*")) == ["checkpoint-1"]
+        assert read_json(out / "checkpoints/checkpoint-1/trainer_state.json")["global_step"] == 1
+        subprocess.run(["mount", "-o", "remount,size=1g", str(disk)], check=True)
+        result = run("sft", config)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert f"resuming SFT from {out / 'checkpoints/checkpoint-1'}" in result.stderr
+        assert_same_weights(out / "final", straight / "final")
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def sft_one_checkpoint(config: Path) -> Path:
+    """The kill tests' SFT run keeping one checkpoint, without MLflow."""
+    cfg = yaml.safe_load(config.read_text())
+    config.write_text(yaml.safe_dump({**cfg, "save_total_limit": 1, "tracking": {"enabled": False}}))
+    return config
