@@ -140,7 +140,7 @@ def test_bad_samples_file_in_every_stage_that_reads_one(tmp_path, capsys, stage,
 def test_bad_validation_samples_fail_before_rl_loads_a_model(tmp_path, capsys):
     good = write_rows(tmp_path / "train.jsonl", [SAMPLE])
     bad = write_rows(tmp_path / "val.jsonl", [SAMPLE, with_field(SAMPLE, "num_docs", "1")])
-    line = run(["rl", *FAST, "--set", f"samples={good}", "--set", f"val_samples={bad}",
+    line = run(["rl", *FAST, "--set", f"samples={good}", "--set", f"val_samples={bad}", "--set", "probe_samples=0",
                 "--set", f"out_dir={tmp_path / 'out'}"], capsys)
     assert f"{bad}: line 2" in line and "num_docs" in line
 
@@ -296,7 +296,7 @@ STAGE_RANGES = {
     "sft": {"num_train_epochs": 0, "max_steps": 0, "learning_rate": 0, "warmup_steps": -1, "weight_decay": -0.1,
             "per_device_train_batch_size": 0, "gradient_accumulation_steps": 0, "max_length": 0,
             "logging_steps": 0, "save_steps": 0, "save_total_limit": 0},
-    "rl": {"steps": 0, "prompts_per_step": 0, "group_size": 0, "micro_batch_size": 0, "checkpoint_every": 0,
+    "rl": {"steps": -1, "prompts_per_step": 0, "group_size": 0, "micro_batch_size": 0, "checkpoint_every": 0,
            "keep_checkpoints": 0, "val_max_samples": 0, "learning_rate": 0, "warmup_steps": -1, "kl_coef": -1,
            "clip_low": 1.0, "clip_high": -0.1, "max_grad_norm": 0, "validate_every": -1},
     "plot": {"smoothing": 1.0},
