@@ -102,7 +102,9 @@ def main() -> None:
         stats = policy_update(model, ref_model, rows, optimizer, scheduler, accelerator,
                               LossConfig(kl_coef=args.kl_coef, micro_batch_size=args.micro_batch_size))
         timings[name] = (time.perf_counter() - update_start, sum(p.numel() for p in trained))
-        del model, optimizer
+        print(f"update {name}: {timings[name][0]:.1f} s", flush=True)
+        del model, optimizer, trained
+        accelerator.free_memory()  # the accelerator holds every prepared model and optimizer until told
     update_s = timings[updates[0]][0]
     total_s = timer.llm_s + timer.env_s + rows_s + update_s
     other_s = rows_s
