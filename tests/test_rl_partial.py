@@ -60,12 +60,23 @@ def test_lora_update_merges_to_the_hand_computed_delta(tiny_model_dir, tmp_path)
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     rows = _rows(tokenizer)
-    # the full gradient G of every weight: one SGD step of lr 1 moves a weight by -G
+    # the full gradient G of every weight, read exactly where the optimizer steps (a weight's change under
+    # SGD would carry W's fp32 rounding, comparable to G's smallest elements)
     plain = copy.deepcopy(base)
-    _step(plain, rows, torch.optim.SGD(plain.parameters(), lr=1.0))
-    gradient = {name: base.state_dict()[name] - w for name, w in plain.state_dict().items()}
+    names = {id(p): n for n, p in plain.named_parameters()}
+    gradient = {}
+
+    class RecordingSGD(torch.optim.SGD):
+        def step(self, closure=None):
+            for group in self.param_groups:
+                gradient.update({names[id(p)]: p.grad.detach().clone() for p in group["params"] if p.grad is not None})
+            return super().step(closure)
+
+    _step(plain, rows, RecordingSGD(plain.parameters(), lr=1.0))
 
     r, alpha, lr, eps = 4, 8, 1e-3, 1e-8
+    # peft draws A from the global generator: seeded, the check does not depend on the tests before it
+    torch.manual_seed(0)
     lora = trainable_policy(RLConfig(lora={"r": r, "lora_alpha": alpha, "lora_dropout": 0.0,
                                            "target_modules": "all-linear"}), copy.deepcopy(base))
     a_init = {n: p.detach().clone() for n, p in lora.named_parameters() if "lora_A" in n}
@@ -88,8 +99,8 @@ def test_lora_update_merges_to_the_hand_computed_delta(tiny_model_dir, tmp_path)
         b = -lr * g_b / (g_b.abs() + eps)
         delta = b @ a * scale
         assert delta.abs().max() > 1e-4
-        # up to the fp32 rounding of W + delta (W ~ 0.1: an ulp of 7e-9)
-        torch.testing.assert_close(merged[name] - weight, delta, rtol=1e-3, atol=5e-8)
+        # up to the fp32 rounding of W + delta and of the autograd path (0.5% of the largest delta at most)
+        torch.testing.assert_close(merged[name] - weight, delta, rtol=1e-3, atol=5e-7)
         checked += 1
     assert checked == 2 * 7  # q, k, v, o, gate, up, down in each of the 2 layers
 
