@@ -1,8 +1,11 @@
-"""Method names -> implementations. A new method is one module plus one line here."""
+"""Method names -> implementations. A new baseline is one module plus one line in METHODS: the workflow
+checks `evaluate.baselines` against BASELINES (check_baselines), and tables and figures take method names
+from the summaries they read."""
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable
 
 from atommem.config import ConfigError
 
@@ -15,6 +18,8 @@ METHODS = {
     "store-all": "atommem.methods.store_all:StoreAllMethod",
     "static-crud": "atommem.methods.static_crud:StaticCRUDMethod",
 }
+POLICY_METHOD = "atommem"  # the trained policy's method; every other method is a baseline
+AGENT_METHODS = ("atommem", "store-all")  # methods whose behaviour the EnvConfig switches change
 
 
 def get_method(name: str):
@@ -24,4 +29,14 @@ def get_method(name: str):
     return getattr(importlib.import_module(module), cls)()
 
 
-AGENT_METHODS = ("atommem", "store-all")  # methods whose behaviour the EnvConfig switches change
+def baselines() -> list[str]:
+    """The methods the workflow may run as baselines on the zero-shot base model."""
+    return [name for name in METHODS if name != POLICY_METHOD]
+
+
+def check_baselines(names: Iterable[str], key: str = "evaluate.baselines") -> None:
+    """Fail on a name that is not a baseline in METHODS, naming the config key and the valid names."""
+    unknown = sorted(set(names) - set(baselines()))
+    if unknown:
+        raise ConfigError(f"config {key}: {unknown} are not baselines in atommem/methods/registry.py "
+                          f"(valid: {', '.join(baselines())})")

@@ -12,6 +12,7 @@ from atommem.llm.base import ModelConfig, SamplingConfig
 from atommem.llm.models import HUB_ALIASES, LOCAL_BUILDERS
 from atommem.memory.embedders import EmbedderConfig
 from atommem.methods.ablations import ABLATIONS
+from atommem.methods.registry import check_baselines
 from atommem.recipes.evaluate import EvaluateConfig
 from atommem.recipes.plot import PlotConfig
 from atommem.recipes.prepare import PrepareConfig
@@ -95,6 +96,7 @@ wildcard_constraints:
 
 def check_cross_references(cfg):
     """Fail at parse time on names the schema alone cannot check."""
+    check_baselines(cfg["evaluate"]["baselines"])
     shadowing = sorted(set(cfg["ablations"]["custom"]) & set(ABLATIONS))
     if shadowing:
         raise ValueError(f"config ablations.custom: {shadowing} already name the library's ablations; pick other names")
