@@ -51,6 +51,11 @@ PREPARED = {
 EVAL_DIR = "results/eval/{run}"
 # folder whose final/ holds each policy's weights
 POLICY_RUN = {"sft": "results/train/sft", "rl": "results/train/rl-full"}
+# The software environment of every rule under --sdm conda (docs/installation.md): the GPU build when a rule
+# group asks for GPUs (config/paper.yaml), else the CPU build that `make install` makes. The path is relative
+# to the rule files in workflow/rules/.
+USES_GPUS = any(group["gpu"] > 0 for group in config["resources"].values())
+CONDA_ENV = "../envs/atommem-gpu.yaml" if USES_GPUS else "../envs/atommem-cpu.yaml"
 
 
 def rl_variants(cfg):

@@ -10,7 +10,7 @@ rule prepare_eval:
     log:
         "results/logs/prepare_eval/{benchmark}_{num_docs}.log",
     conda:
-        "../envs/atommem.yaml"
+        CONDA_ENV
     threads: config["resources"]["prepare"]["threads"]
     resources:
         **resources_of("prepare"),

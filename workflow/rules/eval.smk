@@ -14,7 +14,7 @@ rule evaluate_policy:
         "results/logs/evaluate/atommem-{policy}.log",
     priority: TRAINED_EVAL_PRIORITY
     conda:
-        "../envs/atommem.yaml"
+        CONDA_ENV
     threads: config["resources"]["evaluate"]["threads"]
     resources:
         **resources_of("evaluate"),

@@ -11,7 +11,7 @@ rule table_main:
     log:
         "results/logs/compare/main.log",
     conda:
-        "../envs/atommem.yaml"
+        CONDA_ENV
     threads: config["resources"]["report"]["threads"]
     resources:
         **resources_of("report"),
@@ -30,7 +30,7 @@ rule table_gains:
     log:
         "results/logs/compare/gains.log",
     conda:
-        "../envs/atommem.yaml"
+        CONDA_ENV
     threads: config["resources"]["report"]["threads"]
     resources:
         **resources_of("report"),
@@ -60,7 +60,7 @@ rule figure_op_frequency:
     log:
         "results/logs/plot/op_frequency.log",
     conda:
-        "../envs/atommem.yaml"
+        CONDA_ENV
     threads: config["resources"]["report"]["threads"]
     resources:
         **resources_of("report"),

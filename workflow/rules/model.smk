@@ -8,7 +8,7 @@ rule convert_model:
     log:
         "results/logs/convert_model/{alias}.log",
     conda:
-        "../envs/atommem.yaml"
+        CONDA_ENV
     threads: config["resources"]["convert_model"]["threads"]
     resources:
         **resources_of("convert_model"),

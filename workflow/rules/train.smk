@@ -13,7 +13,7 @@ rule synthesize:
         "results/logs/synthesize/synthesize.log",
     priority: CRITICAL_PRIORITY
     conda:
-        "../envs/atommem.yaml"
+        CONDA_ENV
     threads: config["resources"]["synthesize"]["threads"]
     resources:
         **resources_of("synthesize"),
@@ -34,7 +34,7 @@ rule sft:
         "results/logs/sft/sft.log",
     priority: CRITICAL_PRIORITY
     conda:
-        "../envs/atommem.yaml"
+        CONDA_ENV
     threads: config["resources"]["sft"]["threads"]
     resources:
         **resources_of("sft"),
@@ -59,7 +59,7 @@ rule rl:
         "results/logs/rl/{variant}.log",
     priority: rl_priority
     conda:
-        "../envs/atommem.yaml"
+        CONDA_ENV
     threads: config["resources"]["rl"]["threads"]
     resources:
         **resources_of("rl"),
