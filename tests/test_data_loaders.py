@@ -7,13 +7,22 @@ import http.server
 import json
 import re
 import threading
+import zipfile
 from functools import partial
 from pathlib import Path
 
 import pytest
 
-from atommem.data.download import ChecksumError, fetch
-from atommem.data.loaders import SHIPPED_SAMPLES, DataError, load_benchmark, load_hotpotqa, load_musique, shipped_sample
+from atommem.data.download import ArchiveError, ChecksumError, fetch, fetch_member
+from atommem.data.loaders import (
+    SHIPPED_SAMPLES,
+    DataError,
+    is_sample,
+    load_benchmark,
+    load_hotpotqa,
+    load_musique,
+    shipped_sample,
+)
 from atommem.data.records import split_sentences
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -238,3 +247,66 @@ def test_prepare_downloads_the_configured_file_first(http_dir, tmp_path):
     assert cli_main(argv) == 0
     assert dest.read_bytes() == official
     assert len(out.read_text(encoding="utf-8").splitlines()) == 2
+
+
+def release_zip(path: Path, members: dict[str, bytes]) -> str:
+    """A zip in the layout of the 2Wiki and MuSiQue releases (files inside a folder); returns its sha256."""
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, payload in members.items():
+            zf.writestr(name, payload)
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_fetch_member_extracts_one_file_of_a_verified_archive(http_dir, tmp_path):
+    served, base = http_dir
+    dev = shipped_sample("2wikimultihopqa").read_bytes()
+    digest = release_zip(served / "data_ids_april7.zip", {"data_ids_april7/dev.json": dev,
+                                                          "data_ids_april7/train.json": b"[]",
+                                                          "__MACOSX/data_ids_april7/._dev.json": b"junk"})
+    archive, dest = tmp_path / "downloads" / "data.zip", tmp_path / "downloads" / "2wiki" / "dev.json"
+    # by name: the one file called dev.json, wherever the release nests it
+    assert fetch_member(f"{base}/data_ids_april7.zip", archive, "dev.json", dest, digest) == dest
+    assert dest.read_bytes() == dev
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["dev.json"]  # no temporary file left
+
+    (served / "data_ids_april7.zip").unlink()  # an extracted file is kept, with no download
+    archive.unlink()
+    assert fetch_member(f"{base}/data_ids_april7.zip", archive, "dev.json", dest, digest).read_bytes() == dev
+
+
+def test_fetch_member_refuses_a_tampered_archive_and_a_missing_member(http_dir, tmp_path):
+    served, base = http_dir
+    digest = release_zip(served / "musique.zip", {"data/musique_ans_v1.0_dev.jsonl": b"{}\n"})
+    archive, dest = tmp_path / "musique.zip", tmp_path / "dev.jsonl"
+    with pytest.raises(ChecksumError, match="expected " + "0" * 64):
+        fetch_member(f"{base}/musique.zip", archive, "data/musique_ans_v1.0_dev.jsonl", dest, "0" * 64)
+    assert not archive.exists() and not dest.exists()
+    with pytest.raises(ArchiveError, match=r"musique\.zip: no single member 'dev\.jsonl' \(it holds data/musique"):
+        fetch_member(f"{base}/musique.zip", archive, "dev.jsonl", dest, digest)
+    assert archive.exists() and not dest.exists()  # the verified archive stays for the next try
+    (served / "page.zip").write_text("<html>quota exceeded</html>")
+    with pytest.raises(ArchiveError, match="not a zip archive"):
+        fetch_member(f"{base}/page.zip", tmp_path / "page.zip", "dev.json", tmp_path / "page.json")
+
+
+def test_prepare_extracts_the_configured_member_of_a_release_archive(http_dir, tmp_path):
+    from atommem.cli import main as cli_main
+
+    served, base = http_dir
+    digest = release_zip(served / "musique_v1.0.zip",
+                         {"data/musique_ans_v1.0_dev.jsonl": shipped_sample("musique").read_bytes()})
+    dest, out = tmp_path / "downloads" / "musique_ans_v1.0_dev.jsonl", tmp_path / "samples.jsonl"
+    config = {"benchmark": "musique", "num_docs": 30, "max_samples": 2, "url": f"{base}/musique_v1.0.zip",
+              "sha256": digest, "archive": str(tmp_path / "downloads" / "musique_v1.0.zip"),
+              "member": "data/musique_ans_v1.0_dev.jsonl", "path": str(dest), "out": str(out)}
+    assert cli_main(["prepare", "--config", json.dumps(config)]) == 0
+    assert dest.read_bytes() == shipped_sample("musique").read_bytes()
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 2
+    del config["archive"]
+    assert cli_main(["prepare", "--config", json.dumps(config)]) == 2  # archive and member go together
+
+
+def test_every_shipped_sample_is_recognised_as_one():
+    assert all(is_sample(path) for path in SHIPPED_SAMPLES.values())
+    assert not any(is_sample(name) for name in ("hotpot_dev_distractor_v1.json", "dev.json",
+                                                "musique_ans_v1.0_dev.jsonl"))

@@ -29,6 +29,15 @@ class DataError(InputError):
     """A benchmark file is malformed; the message names the file, record and field."""
 
 
+# in every shipped sample's file name, and in none of the release files: data.allow_sample: false refuses it
+SAMPLE_MARK = ".sample."
+
+
+def is_sample(path: str | Path) -> bool:
+    """Whether `path` names a development sample rather than a full release file."""
+    return SAMPLE_MARK in Path(path).name
+
+
 def shipped_sample(benchmark: str) -> Path:
     """Path of the shipped development sample for `benchmark`."""
     _check_name(benchmark)

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from atommem.config import ConfigError, option, require, require_positive
-from atommem.data.download import fetch
+from atommem.data.download import fetch, fetch_member
 from atommem.data.loaders import LOADERS, load_benchmark, shipped_sample
 from atommem.data.longcontext import build_long_samples, context_token_stats, summarize_counts
 from atommem.data.statetrack import BENCHMARK as STATETRACK
@@ -31,7 +31,9 @@ class PrepareConfig:
     benchmark: str = option("hotpotqa", "hotpotqa | 2wikimultihopqa | musique | statetrack (generated)")
     path: str = option("", "official-format file; empty = the sample shipped in data/benchmarks/")
     url: str | None = option(None, "if set, download to `path` (statetrack: `distractors`) first, unless it is there")
-    sha256: str | None = option(None, "expected checksum of the downloaded file")
+    sha256: str | None = option(None, "expected checksum of what `url` serves (null: unverified, with a warning)")
+    archive: str | None = option(None, "`url` serves a zip archive: keep it here and extract `member` to `path`")
+    member: str | None = option(None, "the file of the archive to extract (its path inside, or a unique name)")
     num_docs: int = option(200, "documents per sample (paper: 200, 400, 800)")
     seed: int = option(42, "seed of question grouping and document shuffling (paper: 42)")
     skip_questions: int = option(0, "start after the first K questions of the file (train / held-out splits)")
@@ -74,6 +76,9 @@ def _check(cfg: PrepareConfig) -> None:
         raise ConfigError("out: required (the samples JSONL path)")
     if cfg.url and not (cfg.distractors if cfg.benchmark == STATETRACK else cfg.path):
         raise ConfigError("path: required when url is set (where the download is stored)")
+    if bool(cfg.archive) != bool(cfg.member) or (cfg.member and not cfg.url):
+        raise ConfigError(f"archive, member: set both, with url, or neither (archive {cfg.archive!r}, "
+                          f"member {cfg.member!r}, url {cfg.url!r})")
 
 
 def _load_tokenizer(name: str):
@@ -109,7 +114,9 @@ def sample_stats(samples, cfg: PrepareConfig, source: Path, tokenizer=None) -> d
 def _source_file(cfg: PrepareConfig, key: str, path: str, benchmark_format: str) -> Path:
     """The benchmark file at `path` (the shipped sample when empty), downloaded first if a url is set."""
     source = Path(path) if path else shipped_sample(benchmark_format)
-    if cfg.url:
+    if cfg.member:
+        fetch_member(cfg.url, cfg.archive, cfg.member, source, cfg.sha256)
+    elif cfg.url:
         fetch(cfg.url, source, cfg.sha256)
     if not source.exists():
         raise ConfigError(f"{key}: benchmark file not found: {source}")

@@ -25,6 +25,15 @@ def source_files(wildcards, *, split):
     return [] if source["url"] else [source["path"]]
 
 
+def download_keys(source):
+    """url and sha256, and archive and member when the url serves an archive (left out when unset, so a
+    job's params, which Snakemake compares for reruns, hold only what its source uses)."""
+    keys = {"url": source["url"], "sha256": source["sha256"]}
+    if source["member"]:
+        keys.update(archive=source["archive"], member=source["member"])
+    return keys
+
+
 def prepare_config(wildcards, *, split):
     if wildcards.benchmark == "statetrack":
         return statetrack_prepare_config(wildcards, split=split)
@@ -42,8 +51,7 @@ def prepare_config(wildcards, *, split):
         {
             "benchmark": wildcards.benchmark,
             "path": source["path"],
-            "url": source["url"],
-            "sha256": source["sha256"],
+            **download_keys(source),
             "num_docs": int(wildcards.num_docs),
             "seed": config["data"]["seed"],
             "max_group_size": config["data"]["max_group_size"],
@@ -70,8 +78,7 @@ def statetrack_prepare_config(wildcards, *, split):
         {
             "benchmark": "statetrack",
             "distractors": source["path"],
-            "url": source["url"],
-            "sha256": source["sha256"],
+            **download_keys(source),
             "distractor_format": st["distractor_format"],
             "distractor_parts": STATETRACK_DISTRACTOR_PARTS,
             "distractor_part": 0 if train else 1,
