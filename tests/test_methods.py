@@ -4,10 +4,8 @@ call counts for the fixed workflows, one batched generate call per workflow step
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import pytest
-import yaml
 
 from atommem.agent.chunking import chunk_text
 from atommem.agent.env import EnvConfig
@@ -18,8 +16,7 @@ from atommem.llm.base import Generation, ModelConfig, SamplingConfig, build_llm,
 from atommem.memory.embedders import HashingEmbedder
 from atommem.memory.store import MemoryStore
 from atommem.methods import baseline_prompts as bp
-from atommem.methods import registry
-from atommem.methods.base import MethodContext, MethodResult
+from atommem.methods.base import MethodContext
 from atommem.methods.full_context import centre_truncate
 from atommem.methods.rag import fit_chunks
 from atommem.methods.registry import METHODS, get_method
@@ -246,43 +243,6 @@ def test_evaluate_writes_cost_columns_for_a_baseline(tmp_path, samples):
     summary = read_json(tmp_path / "out" / "summary.json")
     assert summary["method"] == "memagent" and summary["overall"]["cost_llm_calls"] > 0
     assert not (tmp_path / "out" / "trajectories.jsonl").exists()
-
-
-class EchoFirstWord:
-    """A toy baseline: answers every question with its first word, in one LLM-free pass."""
-
-    name = "echo-first-word"
-
-    def run(self, samples, ctx):
-        return [MethodResult(s.id, s.benchmark, s.num_docs, [q.question.split()[0] for q in s.questions],
-                             len(s.questions), 1, 1, 0.1, 0, 1, final_memory=[]) for s in samples]
-
-
-def test_a_baseline_is_one_module_and_one_registry_line(tmp_path, samples, monkeypatch):
-    """docs/extending.md: the class above is the module, the setitem below the registry line; the workflow
-    checks evaluate.baselines against the registry and evaluation runs it by name."""
-    from atommem.io import read_json, write_jsonl_atomic
-    from atommem.recipes.evaluate import EvaluateConfig, main
-
-    monkeypatch.setitem(registry.METHODS, "echo-first-word", f"{__name__}:EchoFirstWord")
-    registry.check_baselines(["memagent", "echo-first-word"])
-    with pytest.raises(ConfigError, match=r"evaluate.baselines: \['echo'\] .*\(valid: .*echo-first-word"):
-        registry.check_baselines(["echo"])
-    schema = yaml.safe_load((Path(__file__).parents[1] / "workflow/schemas/config.schema.yaml").read_text())
-    baselines = schema["properties"]["evaluate"]["properties"]["baselines"]
-    assert "enum" not in baselines["items"]  # the names live in the registry only
-    registry.check_baselines(baselines["default"])
-
-    path = tmp_path / "samples.jsonl"
-    write_jsonl_atomic(path, [s.to_dict() for s in samples[:2]])
-    cfg = EvaluateConfig(method="echo-first-word", run="echo-first-word", samples=str(path),
-                         out_dir=str(tmp_path / "out"), progress=False,
-                         model=ModelConfig(name="tiny-random", max_model_len=WINDOW))
-    cfg.embedder.kind = "hashing"
-    main(cfg)
-    summary = read_json(tmp_path / "out" / "summary.json")
-    assert summary["method"] == "echo-first-word" and summary["overall"]["n_questions"] == sum(
-        len(s.questions) for s in samples[:2])
 
 
 @pytest.mark.slow

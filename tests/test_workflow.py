@@ -25,7 +25,7 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 # each entry: the --configfile arguments of one shipped configuration
 CONFIGS = [
     "config/config.yaml", "config/test.yaml", "config/learn.yaml", "config/paper.yaml",
-    "config/paper.yaml config/paper-cpu.yaml",
+    "config/paper.yaml config/paper-cpu.yaml", "config/paper.yaml config/paper-small.yaml",
     "config/learn.yaml config/rl-fixed-worlds.yaml",
     "config/learn.yaml config/rl-fixed-worlds.yaml config/rl-fixed-worlds-choose.yaml",
     "config/learn.yaml config/learn-gpu.yaml",
@@ -74,6 +74,9 @@ def bad_config(tmp_path: Path, content: dict) -> str:
         ({"rl": {"steps": "many"}}, ["many", "steps"]),
         ({"data": {"doc_counts": [10, "lots"]}}, ["lots", "doc_counts"]),
         ({"evaluate": {"baselines": ["memagnet"]}}, ["memagnet", "baselines"]),
+        ({"data": {"benchmarks": ["hotpot"]}}, ["hotpot", "data.benchmarks", "valid: hotpotqa"]),
+        ({"data": {"sources": {"squad": {"path": "x.json"}}}}, ["squad", "data.sources"]),
+        ({"ablations": {"benchmarks": ["statetracking"]}}, ["statetracking", "ablations.benchmarks"]),
         ({"ablations": {"runs": ["no-such-ablation"]}}, ["no-such-ablation", "ablations.runs"]),
         ({"ablations": {"custom": {"no-store": {"top_k": 2}}}}, ["no-store", "ablations.custom"]),
         ({"ablations": {"custom": {"mine": {"top_kk": 2}}}}, ["top_kk"]),
@@ -121,6 +124,8 @@ def test_dry_run(configfile, tmp_path):
          "config/accelerate/cpu.yaml", ""),
         ("config/paper.yaml", None, "config/accelerate/fsdp.yaml", "config/accelerate/fsdp.yaml"),
         ("config/paper.yaml config/paper-cpu.yaml", None, "config/accelerate/cpu.yaml", "config/accelerate/cpu.yaml"),
+        ("config/paper.yaml config/paper-small.yaml", None, "config/accelerate/fsdp.yaml",
+         "config/accelerate/fsdp.yaml"),
     ],
 )
 def test_each_training_stage_launches_with_its_own_accelerate_config(configfile, overlay, sft, rl, tmp_path):
