@@ -10,6 +10,7 @@ from atommem.agent.env import EnvConfig
 from atommem.config import from_dict
 from atommem.data.loaders import LOADERS
 from atommem.data.statetrack import BENCHMARK as STATETRACK
+from atommem.data.loaders import is_sample
 from atommem.llm.base import ModelConfig, SamplingConfig
 from atommem.llm.models import HUB_ALIASES, LOCAL_BUILDERS
 from atommem.memory.embedders import EmbedderConfig
@@ -144,6 +145,53 @@ def check_cross_references(cfg):
         if path and not Path(path).is_file():
             raise ValueError(f"config accelerate_config.{stage}: no file {path}")
     check_stage_sections(cfg)
+    check_data_sources(cfg)
+
+
+def used_sources(cfg):
+    """{config key: source} of every benchmark file the DAG reads (evaluation, ablations, training, and
+    the distractor file of statetrack when statetrack is used)."""
+    data, train = cfg["data"], cfg["data"]["train"]
+    benchmarks = {*data["benchmarks"], *cfg["ablations"]["benchmarks"], train["benchmark"]}
+    if data["statetrack"]["doc_counts"] or "statetrack" in benchmarks:
+        benchmarks.add(data["statetrack"]["distractor_format"])
+    used = {f"data.sources.{b}": data["sources"][b] for b in sorted(benchmarks - {"statetrack"})}
+    if train["source"]:
+        used["data.train.source"] = train["source"]
+    return used
+
+
+def check_data_sources(cfg):
+    """Fail at parse time on a benchmark file the run cannot read: missing with no url to download it
+    from, or a shipped sample where data.allow_sample is false (paper.yaml needs the full dev sets)."""
+    for key, source in used_sources(cfg).items():
+        path = source["path"]
+        if not cfg["data"]["allow_sample"] and is_sample(path):
+            raise ValueError(
+                f"config {key}.path: {path} is a shipped sample, but data.allow_sample is false"
+                f"{set_in(('data', 'allow_sample'))}; point it at the full file (docs/paper-scale.md)"
+            )
+        if bool(source["archive"]) != bool(source["member"]) or (source["member"] and not source["url"]):
+            raise ValueError(f"config {key}: archive and member go together, with a url")
+        if not source["url"] and not Path(path).is_file():
+            raise ValueError(f"config {key}.path: no file {path}, and no {key}.url to download it from")
+        if source["url"] and not source["sha256"] and workflow.is_main_process:
+            logger.warning(f"atommem: config {key}.sha256 is null: the download from {source['url']} is not verified")
+
+
+def set_in(keys):
+    """' (in FILE)': the config file whose value of the nested key holds (the last --configfile that sets it,
+    else the workflow's own config/config.yaml), or '' when none sets it (a schema default)."""
+    command_line = [str(f) for f in workflow.overwrite_configfiles]
+    own = [str(f) for f in workflow.configfiles if str(f) not in command_line]
+    for configfile in [*reversed(command_line), *own]:
+        section = yaml.safe_load(Path(configfile).read_text()) or {}
+        for key in keys:
+            section = section.get(key) if isinstance(section, dict) else None
+        if section is not None:
+            relative = os.path.relpath(configfile)
+            return f" (in {configfile if relative.startswith('..') else relative})"
+    return ""
 
 
 def check_stage_sections(cfg):
