@@ -390,7 +390,8 @@ def _names(entry: str) -> set[str]:
 def memory_backs(question: str, answers: Sequence[str], entries: Sequence[str]) -> bool | None:
     """Whether the memory entries shown when a question was answered hold its gold answer; None when the
     question is not a statetrack one. An answer that memory does not back was guessed (right or not):
-    with few places a world, guesses earn reward that no memory operation did (README, statetrack).
+    with few places a world, guesses earn reward that no memory operation did
+    (docs/experiments/2026-12-01-why-rl-does-not-help.md).
 
     Matching is by words, not sentences, so any phrasing counts: "Where is Mary?" is backed by an entry
     naming Mary and the gold place; "Where is the apple?" also by "X carries the apple" with "X ... garden";

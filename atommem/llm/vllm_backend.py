@@ -131,6 +131,6 @@ class VLLMBackend:
         lm_head = getattr(runner.model, "lm_head", None)
         if self.on_cpu and lm_head is not None and hasattr(lm_head, "quant_method"):
             # CPU vLLM packs a copy of each GEMM weight at load time; a tied output layer (SmolLM2's) is
-            # never loaded by name, so reload_weights left its copy stale: logits of the old weights
+            # never loaded by name, so reload_weights leaves its copy stale: logits of the old weights
             lm_head.quant_method.process_weights_after_loading(lm_head)
         self.llm.reset_prefix_cache()
