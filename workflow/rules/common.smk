@@ -54,9 +54,9 @@ PREPARED = {
 EVAL_DIR = "results/eval/{run}"
 # folder whose final/ holds each policy's weights
 POLICY_RUN = {"sft": "results/train/sft", "rl": "results/train/rl-full"}
-# The software environment of every rule under --sdm conda (docs/installation.md): the GPU build when a rule
-# group asks for GPUs (config/paper.yaml), else the CPU build that `make install` makes. The path is relative
-# to the rule files in workflow/rules/.
+# The conda environment of every job under --sdm conda, chosen here once (docs/installation.md): the GPU
+# build when a resources group asks for GPUs (config/paper.yaml), else the CPU build that `make install`
+# makes. Paths are relative to the files in workflow/rules/.
 USES_GPUS = any(group["gpu"] > 0 for group in config["resources"].values())
 CONDA_ENV = "../envs/atommem-gpu.yaml" if USES_GPUS else "../envs/atommem-cpu.yaml"
 
