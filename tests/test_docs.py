@@ -5,7 +5,6 @@ every link between the docs. Paths under results/ are the workflow's outputs and
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,12 +14,9 @@ from atommem.cli import build_parser
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
-# the repository's top-level entries: a token starting with one of them is a repository path
-TOP_LEVEL = {
-    line.split("/")[0]
-    for line in subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
-}
 OUTPUTS = ("results/",)
+# the repository's top-level entries: a token starting with one of them is a repository path
+TOP_LEVEL = {entry.name for entry in REPO.iterdir() if not entry.name.startswith(".")} - {OUTPUTS[0].strip("/")}
 # a command: at the start of a code line or span, or after ; & | ( $, past any VAR=value assignments
 # (so `atommem/methods/  atommem and the baselines` in a layout block is no command)
 COMMAND_START = r"(?:^|[;&|($])\s*(?:[A-Z_]+=\S*\s+)*"
