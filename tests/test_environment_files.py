@@ -69,6 +69,8 @@ def pip_steps(text: str) -> dict[str, list[str]]:
     """The packages of each `pip uninstall` and `pip install --no-deps` command in a Makefile or a script."""
     steps: dict[str, list[str]] = {"uninstall": [], "install --no-deps": []}
     for line in text.splitlines():
+        if not re.search(r"\bpip\s+(un)?install\b", line) or line.lstrip().startswith("#"):
+            continue
         words = shlex.split(line, comments=True)
         if "pip" not in [Path(word).name for word in words]:
             continue
@@ -106,7 +108,9 @@ def test_cpu_post_deploy_script_does_what_make_install_does_after_pip_install():
 
 
 # The rules' conda environment as Snakemake resolves it: the workflow parsed with the given --configfile
-# arguments, each rule's `conda:` value joined to the folder of the file that defines the rule.
+# arguments, each rule's `conda:` value joined to the folder of the file that defines the rule. Parsed in a
+# child process (Snakemake's API changes directory and logging); `_workflow` is the API's parsed workflow,
+# which has no public accessor (`--list-conda-envs` would need conda installed).
 RULE_ENVS = """
 import json, os, sys
 from pathlib import Path
