@@ -125,3 +125,22 @@ def test_overlays_restate_no_default():
         overlay = leaves(yaml.safe_load((ROOT / "config" / name).read_text()))
         same = {key: value for key, value in overlay.items() if restated_defaults.get(key, object()) == value}
         assert same == {}, f"config/{name} restates defaults"
+
+
+def test_paper_small_sets_only_what_it_shrinks():
+    """config/paper-small.yaml, applied on paper.yaml, changes every key it sets: a key restated at
+    paper.yaml's value would hide which of the paper's values the smaller run departs from."""
+    import copy
+
+    from snakemake.utils import update_config
+
+    paper = copy.deepcopy(WORKFLOW_CONFIG)
+    update_config(paper, yaml.safe_load((ROOT / "config/paper.yaml").read_text()))
+    paper = leaves(paper)
+    small = leaves(yaml.safe_load((ROOT / "config/paper-small.yaml").read_text()))
+    assert small
+    for key, value in small.items():
+        if key in paper:
+            assert value != paper[key], f"config/paper-small.yaml restates {key}: {value!r}"
+        else:  # null drops a section paper.yaml has (rl.variants.<name>)
+            assert value is None and any(k.startswith(f"{key}.") for k in paper), key

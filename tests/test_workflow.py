@@ -25,7 +25,7 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 # each entry: the --configfile arguments of one shipped configuration
 CONFIGS = [
     "config/config.yaml", "config/test.yaml", "config/learn.yaml", "config/paper.yaml",
-    "config/paper.yaml config/paper-cpu.yaml",
+    "config/paper.yaml config/paper-cpu.yaml", "config/paper.yaml config/paper-small.yaml",
     "config/learn.yaml config/rl-fixed-worlds.yaml",
     "config/learn.yaml config/rl-fixed-worlds.yaml config/rl-fixed-worlds-choose.yaml",
     "config/learn.yaml config/learn-gpu.yaml",
@@ -124,6 +124,8 @@ def test_dry_run(configfile, tmp_path):
          "config/accelerate/cpu.yaml", ""),
         ("config/paper.yaml", None, "config/accelerate/fsdp.yaml", "config/accelerate/fsdp.yaml"),
         ("config/paper.yaml config/paper-cpu.yaml", None, "config/accelerate/cpu.yaml", "config/accelerate/cpu.yaml"),
+        ("config/paper.yaml config/paper-small.yaml", None, "config/accelerate/fsdp.yaml",
+         "config/accelerate/fsdp.yaml"),
     ],
 )
 def test_each_training_stage_launches_with_its_own_accelerate_config(configfile, overlay, sft, rl, tmp_path):
