@@ -77,6 +77,7 @@ def bad_config(tmp_path: Path, content: dict) -> str:
         ({"data": {"benchmarks": ["hotpot"]}}, ["hotpot", "data.benchmarks", "valid: hotpotqa"]),
         ({"data": {"sources": {"squad": {"path": "x.json"}}}}, ["squad", "data.sources"]),
         ({"ablations": {"benchmarks": ["statetracking"]}}, ["statetracking", "ablations.benchmarks"]),
+        ({"rl": {"reward": "states"}}, ["states", "rl.reward", "answer+state"]),
         ({"ablations": {"runs": ["no-such-ablation"]}}, ["no-such-ablation", "ablations.runs"]),
         ({"ablations": {"custom": {"no-store": {"top_k": 2}}}}, ["no-store", "ablations.custom"]),
         ({"ablations": {"custom": {"mine": {"top_kk": 2}}}}, ["top_kk"]),
