@@ -88,3 +88,61 @@ def test_a_benchmark_is_a_loader_and_its_data(tmp_path, monkeypatch):
     assert not [key for key in named if "enum" in key]
     assert "properties" not in data_keys["sources"]
     assert all(re.fullmatch(r"[a-z0-9]+", name) for name in LOADERS)
+
+
+def toy_state_f1(memory, final_state) -> float:
+    """The toy task's state score: the share of true colours that memory states."""
+    stated = {entry_key_colour(text) for text in memory}
+    return sum(("colour", who) in stated for who in final_state) / len(final_state)
+
+
+def entry_key_colour(text: str):
+    m = re.fullmatch(r"(\w+) is (red|blue|green)\.", text.strip())
+    return ("colour", m.group(1)) if m else None
+
+
+def test_a_generated_task_reaches_every_stage_through_its_task(monkeypatch):
+    """A toy task registered by one TASKS entry: the oracle, scoring (memory_backed, state_f1), the write
+    audit and the state reward call its hooks, with no branch on its name anywhere else."""
+    from atommem.agent.env import Trajectory, TurnRecord
+    from atommem.agent.prompts import user_message
+    from atommem.data.records import LongSample, Paragraph, Question
+    from atommem.eval.scoring import score_trajectory
+    from atommem.eval.write_audit import audit_writes
+    from atommem.tasks import TASKS, task_of
+    from atommem.tasks.base import Task
+    from atommem.train.oracle import respond
+    from atommem.train.reward import check_reward, episode_reward
+
+    toy = Task(name="colours", knobs=dict, distractor_pool=lambda records, parts, part: [],
+               generate=lambda pool, knobs, num_docs, num_samples, seed: [], default_samples=1,
+               oracle=lambda episode: "<final_answer>\\boxed{red}</final_answer>",
+               memory_backs=lambda question, answers, shown: any(a in " ".join(shown) for a in answers),
+               entry_key=entry_key_colour, state_f1=toy_state_f1)
+    monkeypatch.setitem(TASKS, "colours", toy)  # the one registry entry
+    assert task_of("colours") is toy
+
+    sample = LongSample(id="colours-1-0", benchmark="colours", num_docs=1,
+                        questions=[Question("q0", "What colour is Ann?", ["red"], [], [1])],
+                        documents=[Paragraph("Doc", ("Ann is red.",))], context="Ann is red.",
+                        final_state={"Ann": {"colour": "red"}, "Bob": {"colour": "blue"}})
+    episode = type("Episode", (), {"sample": sample})()
+    assert respond(episode) == "<final_answer>\\boxed{red}</final_answer>"
+
+    shown = ["Ann is red."]
+    prompt = user_message(questions=[sample.questions[0].question], scratchpad=None, query=None, memories=shown,
+                          chunk="text", chunk_position=(0, 1), reads_left=3)["content"]
+    turn = TurnRecord(turn=0, phase="answer", chunk_index=0, question_index=0,
+                      messages=[{"role": "system", "content": "sys"}, {"role": "user", "content": prompt}],
+                      response="", ops=[{"name": "create", "text": "Ann is green.", "index": None},
+                                        {"name": "answer", "text": "red", "index": None}],
+                      invalid={}, ignored={}, store_size=1, prompt_tokens=1, completion_tokens=1)
+    trajectory = Trajectory(sample_id=sample.id, benchmark="colours", num_docs=1, turns=[turn], answers=["red"],
+                            answer_status=["answered"], truncated=False, num_chunks=1, context_tokens=3,
+                            peak_store_size=1, final_memory=shown)
+    [row] = score_trajectory(trajectory, sample)
+    assert row["em"] == 1.0 and row["memory_backed"] is True and row["state_f1"] == 0.5
+    assert audit_writes(trajectory) == {"writes_update_judged": 0, "writes_update_other_fact": 0,
+                                        "writes_create_judged": 1, "writes_create_repeat": 1}
+    check_reward("state", [sample])
+    assert episode_reward(trajectory, sample, "state") == 0.5

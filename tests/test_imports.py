@@ -133,13 +133,15 @@ def test_comments_cite_only_this_repository():
 
 
 # Packages from the bottom up: a module imports only from its own layer or those below it. Within the first
-# layer (shared utilities) any order; agent below eval, eval below methods and train, recipes on top.
+# layer (shared utilities) any order; agent below tasks (a generated task's oracle plays episodes), tasks
+# below eval (scoring and the write audit call a task's hooks), eval below methods and train, recipes on top.
 LAYERS = [
     {"errors", "io", "config", "fingerprint", "workflow_lock", "workflow_checks", "tracking", "tables", "plots"},
     {"data"},
     {"llm"},
     {"memory"},
     {"agent"},
+    {"tasks"},
     {"eval"},
     {"methods"},
     {"train"},

@@ -87,7 +87,7 @@ def _statetrack_samples():
 
 def test_oracle_tracks_a_changing_world_with_create_update_delete_and_read(tokenizer):
     from atommem.data.statetrack import facts_in
-    from atommem.train.oracle_statetrack import entries, world_after
+    from atommem.tasks.statetrack_oracle import entries, world_after
 
     samples = _statetrack_samples()
     env = EnvConfig(chunk_tokens=128, chunk_overlap=32, max_turns=400)

@@ -1,4 +1,4 @@
-"""state_f1 (atommem.eval.state_f1): the memory an episode ends with against the world's true final state,
+"""state_f1 (atommem.tasks.state_f1): the memory an episode ends with against the world's true final state,
 which `atommem prepare` writes into every statetrack sample. 1 for the oracle's memory, 0 for an empty one,
 reported by every method's evaluation."""
 
@@ -16,13 +16,13 @@ from atommem.data.records import LongSample, read_samples
 from atommem.data.statetrack import StateTrackConfig, build_statetrack_samples, distractor_pool
 from atommem.errors import InputError
 from atommem.eval.scoring import score_trajectories, summarize
-from atommem.eval.state_f1 import memory_facts, state_f1, true_facts
 from atommem.llm.base import Generation, ModelConfig, SamplingConfig, build_llm
 from atommem.memory.embedders import HashingEmbedder
 from atommem.methods import baseline_prompts as bp
 from atommem.methods.base import MethodContext
 from atommem.methods.registry import METHODS, get_method
 from atommem.recipes.prepare import PrepareConfig, main
+from atommem.tasks.state_f1 import memory_facts, state_f1, true_facts
 
 TRUTH = {"Mary": {"location": "kitchen", "carries": ["apple", "key"]}, "John": {"location": "garden"},
          "book": {"location": "hallway"}}

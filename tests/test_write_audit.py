@@ -7,7 +7,7 @@ from atommem.agent.prompts import user_message
 from atommem.data.statetrack import StateTrackConfig, simulate
 from atommem.data.statetrack_entries import entry_key
 from atommem.eval.write_audit import audit_writes
-from atommem.train.oracle_statetrack import entries, world_after
+from atommem.tasks.statetrack_oracle import entries, world_after
 
 
 def test_entry_key_reads_back_every_entry_the_oracle_writes():

@@ -1,11 +1,11 @@
 """The sentence forms of statetrack's one-entry-per-fact memory, read back into the fact each states.
 
-The oracle (`atommem.train.oracle_statetrack.entries`) writes one entry per fact about the present:
+The oracle (`atommem.tasks.statetrack_oracle.entries`) writes one entry per fact about the present:
     "Mary is in the kitchen."        (person, Mary)
     "Mary carries the apple."        (carries, apple)
     "The apple is in the kitchen."   (lying, apple)
-`entry_key` gives that key for any text in these forms, so evaluation (the write audit) can judge a
-policy's writes without importing the training code.
+`entry_key` gives that key for any text in these forms: statetrack's task (atommem.tasks.statetrack) hands
+it to the write audit, which judges a policy's writes by it.
 """
 
 from __future__ import annotations

@@ -13,19 +13,18 @@ from collections import defaultdict
 from pathlib import Path
 
 from atommem.agent.prompts import shown_memory
-from atommem.data import statetrack
 from atommem.eval.judge import JudgeConfig, judge
 from atommem.eval.metrics import exact_match, f1_score
-from atommem.eval.state_f1 import state_f1
 from atommem.io import write_json_atomic, write_jsonl_atomic
+from atommem.tasks import task_of
 
 METRICS = ("em", "f1", "judge")
 
 
 def score_trajectory(traj, sample) -> list[dict]:
     """Rows {sample_id, benchmark, num_docs, question_id, question, prediction, answers, em, f1, cost_*}; on
-    statetrack also memory_backed and, when the sample has its `final_state` and `traj` its `final_memory`,
-    state_f1 (atommem.eval.state_f1).
+    a generated task's samples also what its hooks score (atommem.tasks.base.Task): memory_backed and, when
+    the sample has its `final_state` and `traj` its `final_memory`, state_f1.
 
     `traj` needs .sample_id, .benchmark, .num_docs, .answers (one extracted answer or None per
     question); if it has .turns (TurnRecords), its turn and token counts become cost_* columns.
@@ -38,12 +37,13 @@ def score_trajectory(traj, sample) -> list[dict]:
             f"trajectory {traj.sample_id!r}: {len(traj.answers)} answers for {len(sample.questions)} questions"
         )
     costs = _costs(traj)
-    # statetrack: the F1 of the memory the episode ended with against the world's true final state, a
-    # property of the sample repeated on each of its rows (as the costs)
+    task = task_of(traj.benchmark)
+    # the F1 of the memory the episode ended with against the world's true final state, a property of the
+    # sample repeated on each of its rows (as the costs)
     final_memory = getattr(traj, "final_memory", None)
-    if getattr(sample, "final_state", None) is not None and final_memory is not None:
-        costs["state_f1"] = state_f1(final_memory, sample.final_state)
-    memories = _answer_turn_memories(traj) if traj.benchmark == statetrack.BENCHMARK else None
+    if task and task.state_f1 and getattr(sample, "final_state", None) is not None and final_memory is not None:
+        costs["state_f1"] = task.state_f1(final_memory, sample.final_state)
+    memories = _answer_turn_memories(traj) if task and task.memory_backs else None
     rows = []
     for index, (prediction, question) in enumerate(zip(traj.answers, sample.questions)):
         golds = list(question.answers)
@@ -63,7 +63,7 @@ def score_trajectory(traj, sample) -> list[dict]:
         })
         if memories is not None:
             shown = memories.get(index)
-            rows[-1]["memory_backed"] = None if shown is None else statetrack.memory_backs(question.question, golds, shown)
+            rows[-1]["memory_backed"] = None if shown is None else task.memory_backs(question.question, golds, shown)
     return rows
 
 
@@ -133,7 +133,7 @@ def _stats(rows: list[dict]) -> dict:
             continue
         stats[f"{metric}_macro"] = _mean([_mean(values) for values in per_sample])
         stats[f"{metric}_micro"] = _mean([v for values in per_sample for v in values])
-    # statetrack: how many answers the shown memory held, and EM with and without it (guessing)
+    # a task's memory_backed: how many answers the shown memory held, and EM with and without it (guessing)
     backed = [r for r in rows if r.get("memory_backed") is not None]
     if backed:
         held = [r for r in backed if r["memory_backed"]]

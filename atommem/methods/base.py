@@ -40,7 +40,7 @@ class MethodResult:
     context_tokens: int
     trajectory: Trajectory | None = None
     # the memory the method ended with (store entries, scratchpad or memory block); [] for a method that
-    # writes none (full-context, and RAG, whose index holds the raw chunks); scored by eval.state_f1
+    # writes none (full-context, and RAG, whose index holds the raw chunks); scored by tasks.state_f1
     final_memory: list[str] | None = None
 
     def cost(self) -> dict[str, float]:

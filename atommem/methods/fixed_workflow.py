@@ -63,7 +63,7 @@ class Ledger:
         self.costs[i].peak_store = max(self.costs[i].peak_store, size)
 
     def note_memory(self, i: int, texts: list[str]) -> None:
-        """Sample i's memory now (the last call is the memory it ends with, scored by eval.state_f1)."""
+        """Sample i's memory now (the last call is the memory it ends with, scored by tasks.state_f1)."""
         self.memories[i] = [t for t in texts if t]
 
     def results(self, answers: list[list[str | None]], tokenizer) -> list[MethodResult]:

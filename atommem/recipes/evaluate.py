@@ -138,7 +138,7 @@ def main(cfg: EvaluateConfig) -> dict:
 
         results = [done[s.id] for s in samples]
         rows = score_trajectories(results, samples)
-        # statetrack: the write audit goes beside the costs, per sample
+        # a generated task's write audit (statetrack's) goes beside the costs, per sample
         cost_by_sample = {r.sample_id: r.cost() | (audit_writes(r.trajectory) if r.trajectory else {})
                           for r in results}
         for row in rows:

@@ -2,8 +2,9 @@
 
     atommem prepare --set benchmark=hotpotqa --set num_docs=50 --set out=results/data/hotpotqa_50.jsonl
 
-`benchmark=statetrack` generates state-tracking worlds instead (atommem/data/statetrack.py), hidden among
-distractor paragraphs of `distractors` (a benchmark file in `distractor_format`; empty = the shipped one):
+A generated task's name (atommem.tasks.TASKS) generates its samples instead, hidden among distractor
+paragraphs of `distractors` (a benchmark file in `distractor_format`; empty = the shipped one), with the
+knobs of the config section named after it; `benchmark=statetrack` generates state-tracking worlds:
 
     atommem prepare --set benchmark=statetrack --set seed=1 --set num_docs=10 --set max_samples=50 \
         --set distractor_format=hotpotqa --set out=results/data/statetrack_10.jsonl
@@ -19,18 +20,19 @@ from atommem.config import ConfigError, option, require, require_positive
 from atommem.data.download import fetch, fetch_member
 from atommem.data.loaders import LOADERS, load_benchmark, shipped_sample
 from atommem.data.longcontext import build_long_samples, context_token_stats, summarize_counts
-from atommem.data.statetrack import BENCHMARK as STATETRACK
-from atommem.data.statetrack import StateTrackConfig, build_statetrack_samples, distractor_pool
+from atommem.data.statetrack import StateTrackConfig
 from atommem.io import write_json_atomic, write_jsonl_atomic
+from atommem.tasks import TASKS, task_of
+from atommem.tasks.base import Task
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class PrepareConfig:
-    benchmark: str = option("hotpotqa", "hotpotqa | 2wikimultihopqa | musique | statetrack (generated)")
+    benchmark: str = option("hotpotqa", f"{' | '.join(LOADERS)} | {' | '.join(TASKS)} (generated)")
     path: str = option("", "official-format file; empty = the sample shipped in data/benchmarks/")
-    url: str | None = option(None, "if set, download to `path` (statetrack: `distractors`) first, unless it is there")
+    url: str | None = option(None, "if set, download to `path` (a generated task: `distractors`) first, unless it is there")
     sha256: str | None = option(None, "expected checksum of what `url` serves (null: unverified, with a warning)")
     archive: str | None = option(None, "`url` serves a zip archive: keep it here and extract `member` to `path`")
     member: str | None = option(None, "the file of the archive to extract (its path inside, or a unique name)")
@@ -39,13 +41,15 @@ class PrepareConfig:
     skip_questions: int = option(0, "start after the first K questions of the file (train / held-out splits)")
     max_questions: int | None = option(None, "only the first M questions (after skipping)")
     max_group_size: int = option(10, "questions per sample are 1 (p=0.5) or uniform 2..max_group_size (paper: 10)")
-    max_samples: int | None = option(None, "only the first S samples (statetrack: the number of worlds, default 100)")
+    max_samples: int | None = option(None, "only the first S samples (a generated task: the number generated; "
+                                           "unset: its default_samples, atommem/tasks)")
     out: str = option("", "samples JSONL")
     stats_out: str | None = option(None, "statistics JSON")
     tokenizer: str | None = option(None, "count tokens with this HF tokenizer if it loads offline")
-    # statetrack only: where its distractor paragraphs come from, and the world's knobs
+    # generated tasks only: where their distractor paragraphs come from; a task's knobs are the field named
+    # after it
     distractors: str = option("", "benchmark file; empty = the shipped sample of distractor_format")
-    distractor_format: str = option("hotpotqa", "hotpotqa | 2wikimultihopqa | musique")
+    distractor_format: str = option("hotpotqa", " | ".join(LOADERS))
     distractor_parts: int = option(1, "split the file's paragraphs into this many disjoint parts ...")
     distractor_part: int = option(0, "... and use this one (train and held-aside samples use different parts)")
     statetrack: StateTrackConfig = option(StateTrackConfig, "statetrack only: the world's knobs")
@@ -56,25 +60,23 @@ class PrepareConfig:
         require(self.skip_questions >= 0, "skip_questions", ">= 0", self.skip_questions)
 
 
-DEFAULT_STATETRACK_SAMPLES = 100
-
-
 def _check(cfg: PrepareConfig) -> None:
-    if cfg.benchmark not in LOADERS and cfg.benchmark != STATETRACK:
+    task = task_of(cfg.benchmark)
+    if cfg.benchmark not in LOADERS and task is None:
         raise ConfigError(
-            f"benchmark: unknown {cfg.benchmark!r}; valid names: {', '.join(LOADERS)}, {STATETRACK}")
-    if cfg.benchmark == STATETRACK:
+            f"benchmark: unknown {cfg.benchmark!r}; valid names: {', '.join([*LOADERS, *TASKS])}")
+    if task is not None:
         if cfg.distractor_format not in LOADERS:
             raise ConfigError(f"distractor_format: unknown {cfg.distractor_format!r}; valid: {', '.join(LOADERS)}")
         if not 0 <= cfg.distractor_part < cfg.distractor_parts:
             raise ConfigError(f"distractor_part: must be in 0..distractor_parts-1, got {cfg.distractor_part}")
         try:
-            cfg.statetrack.check()
+            getattr(cfg, task.name).check()
         except ValueError as err:
             raise ConfigError(str(err)) from None
     if not cfg.out:
         raise ConfigError("out: required (the samples JSONL path)")
-    if cfg.url and not (cfg.distractors if cfg.benchmark == STATETRACK else cfg.path):
+    if cfg.url and not (cfg.distractors if task is not None else cfg.path):
         raise ConfigError("path: required when url is set (where the download is stored)")
     if bool(cfg.archive) != bool(cfg.member) or (cfg.member and not cfg.url):
         raise ConfigError(f"archive, member: set both, with url, or neither (archive {cfg.archive!r}, "
@@ -123,12 +125,13 @@ def _source_file(cfg: PrepareConfig, key: str, path: str, benchmark_format: str)
     return source
 
 
-def _statetrack_samples(cfg: PrepareConfig) -> tuple[list, Path]:
+def _generated_samples(cfg: PrepareConfig, task: Task) -> tuple[list, Path]:
     source = _source_file(cfg, "distractors", cfg.distractors, cfg.distractor_format)
-    pool = distractor_pool(load_benchmark(cfg.distractor_format, source), cfg.distractor_parts, cfg.distractor_part)
-    num_samples = cfg.max_samples or DEFAULT_STATETRACK_SAMPLES
+    pool = task.distractor_pool(load_benchmark(cfg.distractor_format, source), cfg.distractor_parts,
+                                cfg.distractor_part)
+    num_samples = cfg.max_samples or task.default_samples
     try:
-        samples = build_statetrack_samples(pool, cfg.statetrack, cfg.num_docs, num_samples, cfg.seed)
+        samples = task.generate(pool, getattr(cfg, task.name), cfg.num_docs, num_samples, cfg.seed)
     except ValueError as err:
         raise ConfigError(f"{err} ({source}, part {cfg.distractor_part} of {cfg.distractor_parts})") from None
     return samples, source
@@ -136,8 +139,9 @@ def _statetrack_samples(cfg: PrepareConfig) -> tuple[list, Path]:
 
 def main(cfg: PrepareConfig) -> None:
     _check(cfg)
-    if cfg.benchmark == STATETRACK:
-        samples, source = _statetrack_samples(cfg)
+    task = task_of(cfg.benchmark)
+    if task is not None:
+        samples, source = _generated_samples(cfg, task)
     else:
         samples, source = _benchmark_samples(cfg)
     write_jsonl_atomic(cfg.out, (s.to_dict() for s in samples))

@@ -16,7 +16,8 @@ LLM, so its trajectories are SFT examples in exactly the evaluation format. Per 
     cheapest honest write; the note never ranks above facts for a question's keywords.
 Answer phase: `<final_answer>\\boxed{gold answer}</final_answer>`.
 
-Generated `statetrack` samples are played by `oracle_statetrack` (memory that tracks a changing world).
+A generated task's samples are played by its own oracle (atommem.tasks; statetrack's keeps memory that
+tracks a changing world).
 
 Ablations are respected: only enabled operations are written (without a store, facts go into the
 scratchpad; without Update, refinements become Creates). With Create disabled but a store in use, an
@@ -30,9 +31,8 @@ import re
 from atommem.agent.env import Episode
 from atommem.agent.ops import OP_TAGS
 from atommem.agent.prompts import escape_untrusted, one_line
-from atommem.data.statetrack import BENCHMARK as STATETRACK
 from atommem.llm.base import Conversation, Generation, SamplingConfig, chat_prompt_ids
-from atommem.train import oracle_statetrack
+from atommem.tasks import task_of
 
 STOPWORDS = frozenset(
     "a an the of in on at to for from by with and or is was were are be been which who whom whose what when "
@@ -78,8 +78,9 @@ class OracleTeacher:
 
 def respond(episode: Episode) -> str:
     """The oracle's response to the episode's current turn (valid after `observe()`)."""
-    if episode.sample.benchmark == STATETRACK:
-        return oracle_statetrack.respond(episode)
+    task = task_of(episode.sample.benchmark)
+    if task is not None:
+        return task.oracle(episode)
     if episode.phase == "answer":
         gold = episode.sample.questions[episode.question_index].answers[0]
         return f"<final_answer>\\boxed{{{one_line(gold)}}}</final_answer>"

@@ -4,7 +4,7 @@
   answer        the paper's: the fraction of the sample's questions answered with exact match (no format
                 reward, no operation cost);
   state         statetrack only, departs from the paper: `state_f1` of the memory the episode ends with
-                (store entries and scratchpad) against the world's true final state (atommem.eval.state_f1);
+                (store entries and scratchpad) against the world's true final state (its task's, atommem.tasks.state_f1);
                 it scores every fact memory holds, not two answers a world, so it has far more resolution;
   answer+state  the mean of the two, in [0, 1] like each.
 A reward is a number per episode; the advantage is then reward - group mean (atommem.train.grpo). To add a
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from atommem.config import ConfigError
 from atommem.eval.scoring import score_trajectory
-from atommem.eval.state_f1 import state_f1
+from atommem.tasks import task_of
 
 REWARDS = ("answer", "state", "answer+state")
 STATE_REWARDS = ("state", "answer+state")
@@ -28,11 +28,17 @@ def answer_reward(rows: list[dict]) -> float:
 
 def state_reward(trajectory, sample) -> float:
     """state_f1 of the memory the episode ended with against the sample's true final state."""
-    if sample.final_state is None:
+    if not _has_state(sample):
         raise ValueError(f"sample {sample.id!r} has no final_state: the state reward needs statetrack samples")
     if trajectory.final_memory is None:
         raise ValueError(f"trajectory {trajectory.sample_id!r} does not record the memory it ended with")
-    return state_f1(trajectory.final_memory, sample.final_state)
+    return task_of(sample.benchmark).state_f1(trajectory.final_memory, sample.final_state)
+
+
+def _has_state(sample) -> bool:
+    """Whether the sample carries a true final state and its task scores memory against it."""
+    task = task_of(sample.benchmark)
+    return sample.final_state is not None and task is not None and task.state_f1 is not None
 
 
 def episode_reward(trajectory, sample, kind: str = "answer", rows: list[dict] | None = None) -> float:
@@ -50,7 +56,7 @@ def episode_reward(trajectory, sample, kind: str = "answer", rows: list[dict] | 
 def check_reward(kind: str, samples, what: str = "samples") -> None:
     """Fail before training when a reward cannot be computed on these samples."""
     if kind in STATE_REWARDS:
-        lacking = [s.id for s in samples if s.final_state is None]
+        lacking = [s.id for s in samples if not _has_state(s)]
         if lacking:
             raise ConfigError(f"reward: {kind!r} needs statetrack samples with their true final state "
                               f"('final_state', which `atommem prepare` writes into statetrack samples; prepare older files again); {what} has "

@@ -8,9 +8,7 @@ from pathlib import Path
 import yaml
 from atommem.agent.env import EnvConfig
 from atommem.config import from_dict
-from atommem.data.loaders import LOADERS
-from atommem.data.statetrack import BENCHMARK as STATETRACK
-from atommem.data.loaders import is_sample
+from atommem.data.loaders import LOADERS, is_sample
 from atommem.llm.base import ModelConfig, SamplingConfig
 from atommem.llm.models import HUB_ALIASES, LOCAL_BUILDERS
 from atommem.memory.embedders import EmbedderConfig
@@ -20,6 +18,7 @@ from atommem.recipes.evaluate import EvaluateConfig
 from atommem.recipes.plot import PlotConfig
 from atommem.recipes.prepare import PrepareConfig
 from atommem.recipes.synthesize import SynthesizeConfig
+from atommem.tasks import TASKS
 from atommem.train.rl_config import RLConfig
 from atommem.train.sft_config import SFTRecipeConfig
 
@@ -104,9 +103,9 @@ wildcard_constraints:
 
 def check_benchmarks(cfg):
     """Benchmark names are those of the loaders (atommem/data/loaders.py LOADERS) and of the generated
-    task; every benchmark file the DAG reads has its data.sources entry."""
+    tasks (atommem/tasks TASKS); every benchmark file the DAG reads has its data.sources entry."""
     data, train = cfg["data"], cfg["data"]["train"]
-    generated = [STATETRACK]
+    generated = list(TASKS)
     names = {
         "data.benchmarks": (data["benchmarks"], LOADERS),
         "data.sources": (data["sources"], LOADERS),

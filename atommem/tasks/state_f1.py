@@ -3,7 +3,7 @@
 The truth is the generator's (`LongSample.final_state`, atommem.data.statetrack.final_state): facts keyed by
 subject and relation, e.g. (Mary, location) -> kitchen, (Mary, carries) -> {apple}, (apple, location) ->
 hallway. The memory is every store entry and the scratchpad; its sentences are read the way the oracle
-writes them (atommem.train.oracle_statetrack.entries), in any letter case, "the" optional:
+writes them (atommem.tasks.statetrack_oracle.entries), in any letter case, "the" optional:
     "Mary is in the kitchen."       (Mary, location, kitchen)      also "is at"
     "Mary carries the apple."       (Mary, carries, apple)         also "is carrying", "holds", "has";
                                                                    "the apple and the key" gives both
