@@ -26,8 +26,8 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 CONFIGS = [
     "config/config.yaml", "config/test.yaml", "config/learn.yaml", "config/paper.yaml",
     "config/paper.yaml config/paper-cpu.yaml", "config/paper.yaml config/paper-small.yaml",
-    "config/learn.yaml config/rl-fixed-worlds.yaml",
-    "config/learn.yaml config/rl-fixed-worlds.yaml config/rl-fixed-worlds-choose.yaml",
+    "config/config.yaml config/rl-fixed-worlds.yaml",
+    "config/config.yaml config/rl-fixed-worlds.yaml config/rl-fixed-worlds-choose.yaml",
     "config/learn.yaml config/learn-gpu.yaml",
 ]
 FINAL = [f"results/tables/{t}.{e}" for t in ("main", "ablations") for e in ("csv", "md")] + [
