@@ -146,3 +146,17 @@ def test_a_generated_task_reaches_every_stage_through_its_task(monkeypatch):
                                         "writes_create_judged": 1, "writes_create_repeat": 1}
     check_reward("state", [sample])
     assert episode_reward(trajectory, sample, "state") == 0.5
+
+
+def test_every_task_has_its_knobs_in_prepare_and_its_section_in_the_workflow_config():
+    """The conventions the rules and `atommem prepare` read a task by: PrepareConfig.<name> holds its knobs,
+    and data.<name> in the workflow config has statetrack's keys (workflow/rules/configs.smk)."""
+    from atommem.recipes.prepare import PrepareConfig
+    from atommem.tasks import TASKS
+
+    data_keys = SCHEMA["properties"]["data"]["properties"]
+    for name, task in TASKS.items():
+        assert isinstance(getattr(PrepareConfig(), name), task.knobs)
+        assert re.fullmatch(r"[a-z0-9]+", name) and name not in LOADERS
+        assert {"doc_counts", "distractor_format", "train_seed", "eval_seed", "eval_samples",
+                "world"} <= set(data_keys[name]["properties"])

@@ -69,7 +69,7 @@ RL_VARIANTS = {"full": {}, **rl_variants(config)}
 BASELINES = config["evaluate"]["baselines"]
 # (benchmark, num_docs) pairs each evaluation job covers: every pair for the main table and figures
 MAIN_GROUPS = [(b, n) for b in config["data"]["benchmarks"] for n in config["data"]["doc_counts"]] + [
-    ("statetrack", n) for n in config["data"]["statetrack"]["doc_counts"]
+    (name, n) for name in TASKS for n in config["data"][name]["doc_counts"]
 ]
 ABLATION_GROUPS = [(b, n) for b in config["ablations"]["benchmarks"] for n in config["ablations"]["doc_counts"]]
 # the library's named ablations plus the config's own
@@ -109,7 +109,7 @@ def check_benchmarks(cfg):
     names = {
         "data.benchmarks": (data["benchmarks"], LOADERS),
         "data.sources": (data["sources"], LOADERS),
-        "data.statetrack.distractor_format": ([data["statetrack"]["distractor_format"]], LOADERS),
+        **{f"data.{name}.distractor_format": ([data[name]["distractor_format"]], LOADERS) for name in TASKS},
         "data.train.benchmark": ([train["benchmark"]], [*LOADERS, *generated]),
         "ablations.benchmarks": (cfg["ablations"]["benchmarks"], [*LOADERS, *generated]),
     }
@@ -117,7 +117,8 @@ def check_benchmarks(cfg):
         unknown = sorted(set(given) - set(valid))
         if unknown:
             raise ValueError(f"config {key}: {unknown} are not benchmarks here (valid: {', '.join(valid)})")
-    read = {*data["benchmarks"], *cfg["ablations"]["benchmarks"], data["statetrack"]["distractor_format"]}
+    read = {*data["benchmarks"], *cfg["ablations"]["benchmarks"]}
+    read |= {data[name]["distractor_format"] for name in TASKS}
     if not train["source"]:
         read.add(train["benchmark"])
     missing = sorted(read - set(generated) - set(data["sources"]))
@@ -149,12 +150,13 @@ def check_cross_references(cfg):
 
 def used_sources(cfg):
     """{config key: source} of every benchmark file the DAG reads (evaluation, ablations, training, and
-    the distractor file of statetrack when statetrack is used)."""
+    the distractor file of a generated task when it is used)."""
     data, train = cfg["data"], cfg["data"]["train"]
     benchmarks = {*data["benchmarks"], *cfg["ablations"]["benchmarks"], train["benchmark"]}
-    if data["statetrack"]["doc_counts"] or "statetrack" in benchmarks:
-        benchmarks.add(data["statetrack"]["distractor_format"])
-    used = {f"data.sources.{b}": data["sources"][b] for b in sorted(benchmarks - {"statetrack"})}
+    for name in TASKS:
+        if data[name]["doc_counts"] or name in benchmarks:
+            benchmarks.add(data[name]["distractor_format"])
+    used = {f"data.sources.{b}": data["sources"][b] for b in sorted(benchmarks - set(TASKS))}
     if train["source"]:
         used["data.train.source"] = train["source"]
     return used

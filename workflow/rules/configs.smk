@@ -9,13 +9,13 @@
 
 
 def data_source(benchmark, split):
-    """The release file a benchmark's samples are read from; statetrack reads its distractor paragraphs
-    from the file of its distractor_format."""
+    """The release file a benchmark's samples are read from; a generated task (statetrack) reads its
+    distractor paragraphs from the file of its distractor_format."""
     train = config["data"]["train"]
     if split == "train" and train["source"]:
         return train["source"]
-    if benchmark == "statetrack":
-        return config["data"]["sources"][config["data"]["statetrack"]["distractor_format"]]
+    if benchmark in TASKS:
+        return config["data"]["sources"][config["data"][benchmark]["distractor_format"]]
     return config["data"]["sources"][benchmark]
 
 
@@ -35,8 +35,8 @@ def download_keys(source):
 
 
 def prepare_config(wildcards, *, split):
-    if wildcards.benchmark == "statetrack":
-        return statetrack_prepare_config(wildcards, split=split)
+    if wildcards.benchmark in TASKS:
+        return task_prepare_config(wildcards, split=split)
     source = data_source(wildcards.benchmark, split)
     train = config["data"]["train"]
     if split == "train":
@@ -64,30 +64,32 @@ def prepare_config(wildcards, *, split):
     )
 
 
-# statetrack splits its distractor file in two: training worlds use part 0, held-aside ones part 1
-STATETRACK_DISTRACTOR_PARTS = 2
+# a generated task splits its distractor file in two: training samples use part 0, held-aside ones part 1
+TASK_DISTRACTOR_PARTS = 2
 
 
-def statetrack_prepare_config(wildcards, *, split):
-    """Generated worlds: training and held-aside evaluation differ in seed and in distractor paragraphs
-    (disjoint parts of the distractor file)."""
-    st = config["data"]["statetrack"]
-    source = data_source("statetrack", split)
+def task_prepare_config(wildcards, *, split):
+    """A generated task's samples, from its config section data.<name> (statetrack's: data.statetrack):
+    training and held-aside evaluation differ in seed and in distractor paragraphs (disjoint parts of the
+    distractor file); its `world` section is the task's knobs, prepare's field of the task's name."""
+    name = wildcards.benchmark
+    section = config["data"][name]
+    source = data_source(name, split)
     train = split == "train"
     return inline_config(
         {
-            "benchmark": "statetrack",
+            "benchmark": name,
             "distractors": source["path"],
             **download_keys(source),
-            "distractor_format": st["distractor_format"],
-            "distractor_parts": STATETRACK_DISTRACTOR_PARTS,
+            "distractor_format": section["distractor_format"],
+            "distractor_parts": TASK_DISTRACTOR_PARTS,
             "distractor_part": 0 if train else 1,
-            "seed": st["train_seed"] if train else st["eval_seed"],
+            "seed": section["train_seed"] if train else section["eval_seed"],
             "num_docs": int(wildcards.num_docs),
-            "max_samples": config["data"]["train"]["max_samples"] if train else st["eval_samples"],
-            "statetrack": st["world"],
-            "out": prepared_path(split, "samples", "statetrack", wildcards.num_docs),
-            "stats_out": prepared_path(split, "stats", "statetrack", wildcards.num_docs),
+            "max_samples": config["data"]["train"]["max_samples"] if train else section["eval_samples"],
+            name: section["world"],
+            "out": prepared_path(split, "samples", name, wildcards.num_docs),
+            "stats_out": prepared_path(split, "stats", name, wildcards.num_docs),
         }
     )
 
