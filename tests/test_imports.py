@@ -136,7 +136,8 @@ def test_comments_cite_only_this_repository():
 # layer (shared utilities) any order; agent below tasks (a generated task's oracle plays episodes), tasks
 # below eval (scoring and the write audit call a task's hooks), eval below methods and train, recipes on top.
 LAYERS = [
-    {"errors", "io", "config", "fingerprint", "workflow_lock", "workflow_checks", "tracking", "tables", "plots"},
+    {"errors", "io", "config", "fingerprint", "workflow_lock", "workflow_checks", "workflow_services", "tracking",
+     "tables", "plots"},
     {"data"},
     {"llm"},
     {"memory"},

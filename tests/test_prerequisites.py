@@ -1,19 +1,26 @@
 """What a run needs before its first job, checked before any job starts, one line each naming the config key:
 benchmark files present (the full dev sets where data.allow_sample is false) at parse time; servers that
-answer and the GPUs the jobs ask for once the DAG is known (onstart, never in dry-runs)."""
+answer and the GPUs the jobs ask for once the DAG is known (onstart, never in dry-runs); the embedding server
+the workflow starts itself (embedder.serve), served to the jobs and stopped at the end."""
 
 from __future__ import annotations
 
+import os
+import re
 import socket
 import subprocess
+import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 import yaml
-from test_workflow import ENV, SNAKEMAKE, snakemake, workdir
+from test_workflow import ENV, REPO, SNAKEMAKE, snakemake, workdir
 
 from atommem.workflow_checks import gpu_error, server_errors, unreachable, visible_gpus
+from atommem.workflow_services import Service, ServiceError
 
 SAMPLE_2WIKI = "data/benchmarks/2wikimultihopqa/dev.sample.json"
 NO_DOWNLOAD = {"url": None, "sha256": None, "archive": None, "member": None}
@@ -138,3 +145,105 @@ def test_unmet_prerequisites_stop_a_run_before_its_first_job(tmp_path):
                             overlay(tmp_path, needs), cwd=run)
     message = result.stdout + result.stderr
     assert result.returncode != 0 and "embedder.base_url" in message and "GPUs at once" not in message, message
+
+
+SERVER = REPO / "tests" / "embedding_server.py"
+
+
+def served_embedder(port: int, *, delay: float = 0.0, command: str | None = None, timeout: int = 60) -> dict:
+    """An overlay: an openai embedder the workflow starts itself, on CPU (tests/embedding_server.py)."""
+    command = command or f"{sys.executable} {SERVER} --port {{port}} --name {{name}} --startup-delay {delay}"
+    return {"embedder": {"kind": "openai", "name": "test-embedder", "base_url": f"http://127.0.0.1:{port}/v1",
+                         "serve": {"command": command, "gpu": 0, "ready_timeout": timeout}}}
+
+
+def server_pid(log: Path) -> int:
+    return int(re.search(r"^pid (\d+)$", log.read_text(), re.M).group(1))
+
+
+def gone(pid: int, within: float = 30.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.slow
+def test_the_workflow_serves_the_embedder_to_its_jobs_and_stops_it(tmp_path):
+    """A real run of the CI config's synthesis (oracle episodes over the memory store) with the embedder
+    served over HTTP by a server the workflow starts (slow to come up: 2 s) and stops once the run is done."""
+    port = closed_port()
+    run = workdir(tmp_path / "run")
+    result = snakemake("results/sft_data/examples.jsonl", "--cores", "1", "--configfile", "config/test.yaml",
+                       overlay(tmp_path, served_embedder(port, delay=2)), cwd=run)
+    assert result.returncode == 0, result.stdout + result.stderr
+    log = run / "results/logs/embedder_server.log"
+    assert "starting the embedding server" in result.stderr and "stopped the embedding server" in result.stderr
+    assert re.search(r"^embeddings: \d+ inputs$", log.read_text(), re.M), log.read_text()  # the job embedded
+    assert gone(server_pid(log)) and unreachable(f"http://127.0.0.1:{port}/v1")
+
+    # nothing left to run: no server either
+    result = snakemake("results/sft_data/examples.jsonl", "--cores", "1", "--configfile", "config/test.yaml",
+                       overlay(tmp_path, served_embedder(port)), cwd=run)
+    assert result.returncode == 0 and "starting the embedding server" not in result.stderr, result.stderr
+
+
+def test_a_server_that_dies_at_start_stops_the_run_with_its_log(tmp_path):
+    crash = f"{sys.executable} -c \"print('no model at {{name}}'); raise SystemExit(3)\""
+    run = workdir(tmp_path / "run")
+    result = snakemake("--cores", "1", "--configfile", "config/test.yaml",
+                       overlay(tmp_path, served_embedder(closed_port(), command=crash)), cwd=run)
+    message = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "config embedder.serve: the server exited with status 3 before answering" in message, message
+    assert "no model at test-embedder" in message, message
+    assert not (run / "results/data").exists(), "a job ran"
+
+
+def test_the_server_dies_with_a_killed_snakemake(tmp_path):
+    """SIGKILL leaves Snakemake no handler to run: the kernel ends the server it started (PR_SET_PDEATHSIG)."""
+    run = workdir(tmp_path / "run")
+    process = subprocess.Popen(
+        [SNAKEMAKE, "--cores", "1", "--configfile", "config/test.yaml",
+         overlay(tmp_path, served_embedder(closed_port(), delay=120, timeout=300))],
+        cwd=run, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = run / "results/logs/embedder_server.log"
+    try:
+        deadline = time.monotonic() + 120
+        while not (log.exists() and "pid" in log.read_text()):
+            assert time.monotonic() < deadline and process.poll() is None, "the server never started"
+            time.sleep(0.5)
+        process.kill()  # while it waits for the server to answer: no job has started
+        process.wait()
+        assert gone(server_pid(log))
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def test_a_served_embedder_is_checked_at_parse_time(tmp_path):
+    remote = served_embedder(8001)
+    remote["embedder"]["base_url"] = "http://gpu-node:8001/v1"
+    result = snakemake("-n", "--cores", "1", "--configfile", overlay(tmp_path, remote), cwd=workdir(tmp_path / "run"))
+    assert "config embedder.base_url: a server the workflow starts is reached on this machine" in failure_lines(result)
+
+
+def test_a_service_waits_for_its_server_and_stops_its_whole_group(tmp_path):
+    port = closed_port()
+    base_url = f"http://127.0.0.1:{port}/v1"
+    argv = [sys.executable, str(SERVER), "--port", str(port), "--name", "e", "--startup-delay", "1"]
+    service = Service("embedder.serve", argv, base_url, tmp_path / "server.log", ready_timeout=60).start()
+    assert unreachable(base_url) is None  # start() returned once it answered
+    pid = server_pid(tmp_path / "server.log")
+    service.stop()
+    assert gone(pid, within=5) and unreachable(base_url)
+    service.stop()  # a second stop (onerror, then atexit) does nothing
+
+    slow = [sys.executable, str(SERVER), "--port", str(port), "--name", "e", "--startup-delay", "60"]
+    with pytest.raises(ServiceError, match=r"config embedder\.serve: no answer at .* after 2 s \(ready_timeout\)"):
+        Service("embedder.serve", slow, base_url, tmp_path / "slow.log", ready_timeout=2).start()
+    assert gone(server_pid(tmp_path / "slow.log"), within=5)

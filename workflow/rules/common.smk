@@ -206,7 +206,7 @@ def check_stage_sections(cfg):
     for cls, section, where in [
         (ModelConfig, cfg["model"], "model"),
         (SamplingConfig, cfg["sampling"], "sampling"),
-        (EmbedderConfig, cfg["embedder"], "embedder"),
+        (EmbedderConfig, embedder_section(cfg), "embedder"),
         (EnvConfig, cfg["env"], "env"),
         (PrepareConfig, data, "data"),
         (ModelConfig, teacher_model, "synthesize.teacher_model"),
@@ -271,6 +271,12 @@ def eval_inputs(policy, groups):
         "samples": [samples_path(benchmark, num_docs) for benchmark, num_docs in groups],
         **model_input(policy or wildcards.policy),
     }
+
+
+def embedder_section(cfg):
+    """The embedder section the recipes read (EmbedderConfig); embedder.serve is the workflow's own
+    (prerequisites.smk), so it changes no job's params."""
+    return {key: value for key, value in cfg["embedder"].items() if key != "serve"}
 
 
 def env_section(overrides=None):

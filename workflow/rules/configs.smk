@@ -108,7 +108,7 @@ def synthesize_config(wildcards):
             # the oracle only needs the policy's tokenizer, so prompts are chunked as the policy sees them
             "model": dict(config["model"], name=BASE_MODEL) if oracle else syn["teacher_model"],
             "sampling": syn["sampling"],
-            "embedder": config["embedder"],
+            "embedder": embedder_section(config),
             "env": env_section(),
             "batch_size": syn["batch_size"],
         }
@@ -158,7 +158,7 @@ def rl_config(wildcards):
             "val_samples": inputs.get("val_samples"),
             "out_dir": f"results/train/rl-{wildcards.variant}",
             "sampling": rl["sampling"],
-            "embedder": config["embedder"],
+            "embedder": embedder_section(config),
             "env": env_section(RL_VARIANTS[wildcards.variant]),
         }
     )
@@ -181,7 +181,7 @@ def evaluate_config(*, method, run, policy, groups, ablation=None):
                 dtype=evaluate["dtype"] or config["model"]["dtype"],
             ),
             "sampling": config["sampling"],
-            "embedder": config["embedder"],
+            "embedder": embedder_section(config),
             "env": env_section(),
             "ablation": ablation,
             # a custom ablation brings its switches; a named one is the library's

@@ -34,17 +34,10 @@ def start_tracking():
 
 
 def finish_parent_run(status):
-    """Close the invocation's parent run, so the MLflow UI does not show it running forever."""
+    """Close the invocation's parent run, so the MLflow UI does not show it running forever (the Snakefile's
+    onsuccess and onerror)."""
     run_id = os.environ.get(PARENT_RUN_ENV)
     if run_id:
         from atommem.tracking import end_parent_run
 
         end_parent_run(tracking_config(), run_id, status)
-
-
-onsuccess:
-    finish_parent_run("FINISHED")
-
-
-onerror:
-    finish_parent_run("FAILED")

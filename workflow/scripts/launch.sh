@@ -4,6 +4,8 @@
 #                  the processes of that config instead (config/accelerate/cpu.yaml: 2, DDP over gloo).
 #   MODE=train     GPUS>0: one process per GPU through `accelerate launch` (sft, rl).
 #   MODE=single    GPUS>0: one process that uses all its GPUs itself (vLLM tensor parallel).
+#   MODE=serve     ARGS is a whole command, not an atommem stage: a server the workflow starts for its jobs
+#                  (embedder.serve), on GPUS devices claimed as for the jobs, and held while it runs.
 # Devices: SLURM sets CUDA_VISIBLE_DEVICES for its jobs; a local run does not, so the job claims
 # GPUS free device ids with flock. The locks live as long as the job's processes (also on SIGKILL),
 # so jobs sharing a node get disjoint devices. ACCELERATE_CONFIG, when set, is passed to accelerate.
@@ -26,7 +28,7 @@ train() {  # run a training command; a preempted one is requeued when this is a 
     exit "$status"
 }
 # the DAG invocation's MLflow parent run (set by the Snakefile's onstart, inherited by every job)
-if [ -n "${ATOMMEM_PARENT_RUN_ID:-}" ]; then
+if [ -n "${ATOMMEM_PARENT_RUN_ID:-}" ] && [ "$mode" != serve ]; then
     set -- "$@" --set "tracking.parent_run_id=$ATOMMEM_PARENT_RUN_ID"
 fi
 
@@ -43,6 +45,9 @@ if [ "$gpus" -eq 0 ]; then
     fi
     if [ "$mode" = train ]; then
         train atommem "$@"
+    fi
+    if [ "$mode" = serve ]; then
+        exec "$@"
     fi
     exec atommem "$@"
 fi
@@ -73,6 +78,10 @@ if [ -z "${CUDA_VISIBLE_DEVICES:-}" ]; then
     export CUDA_VISIBLE_DEVICES
 fi
 echo "launch.sh: CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES" >&2
+
+if [ "$mode" = serve ]; then
+    exec "$@"  # the claimed devices' locks stay open in the server, so no job claims them while it runs
+fi
 
 if [ "$mode" = train ]; then
     train accelerate launch --num_processes "$gpus" ${ACCELERATE_CONFIG:+--config_file "$ACCELERATE_CONFIG"} \
