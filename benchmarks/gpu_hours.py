@@ -72,10 +72,10 @@ MEASURED = {
 # tokenizer stands in for Qwen3's): `python benchmarks/gpu_hours.py --measure-episodes`, 2026-12-07.
 EPISODE = {
     "doc_tokens": {"hotpotqa": 145.5, "2wikimultihopqa": 122.2, "musique": 130.5},  # a rendered document
-    "read_overhead": 700,     # a reading turn's prompt beyond its chunk: system, memory shown, scratchpad, questions
-    "answer_prompt": 1200,    # an answer turn's prompt: system, memory shown, scratchpad, the question
+    "read_overhead": 800,     # a reading turn's prompt beyond its chunk: system, memory shown, scratchpad, questions
+    "answer_prompt": 1050,    # an answer turn's prompt: system, memory shown, scratchpad, the question
     "answer_turns": 1.0,      # answer-phase turns per question (Reads before the answer included)
-    "oracle_completion": 120, # the oracle's tokens a turn
+    "oracle_completion": 90,  # the oracle's tokens a turn at 200 documents (66 at 400, 52 at 800)
 }
 # Estimates, not measured at this scale: completion tokens of the trained policy and of each baseline call.
 ESTIMATES = {
@@ -246,7 +246,7 @@ def table(cfg: dict) -> tuple[list[dict], dict]:
     rows = []
     for work in stages(cfg):
         measured, floor = work.gpu_hours(p, p_embed)
-        rows.append({"stage": work.label, "work": work.count, "tokens": work.infer_tokens + work.train_tokens,
+        rows.append({"stage": work.label, "work": work.count, "tokens": work.infer_tokens + work.train_tokens + work.embed_tokens,
                      "flops": sum(work.flops(p, p_embed)), "gpu_h": measured, "gpu_h_mfu": floor,
                      "gpus": work.gpus, "on_path": work.on_path})
     total = {key: sum(r[key] for r in rows) for key in ("tokens", "flops", "gpu_h", "gpu_h_mfu")}
@@ -260,6 +260,7 @@ def print_table(cfg: dict, configfiles: list[str]) -> None:
     for key, m in MEASURED.items():
         print(f"measured {key}: {m.tokens / m.seconds:,.0f} tokens/s x {m.flops_per_token_param} x 134.5M = "
               f"{m.flops_per_s / 1e12:.2f} TFLOP/s ({m.flops_per_s / H200_BF16_PEAK:.1%} of peak): {m.source}")
+    print("tokens: through the policy (inference and training) and the embedder; PFLOP: 1e15 FLOPs")
     print(f"| stage | work | tokens | PFLOP | GPU-h (measured rate) | GPU-h ({ASSUMED_MFU:.0%} MFU) | GPUs |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
