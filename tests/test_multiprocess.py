@@ -20,8 +20,8 @@ CPU_CONFIG = str(REPO / "config/accelerate/cpu.yaml")
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
 
 
-def launch(processes: int, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    result = subprocess.run([ACCELERATE, "launch", "--config_file", CPU_CONFIG, "--num_processes", str(processes),
+def launch(processes: int, *args: str, timeout: float = 600, config: str = CPU_CONFIG) -> subprocess.CompletedProcess:
+    result = subprocess.run([ACCELERATE, "launch", "--config_file", config, "--num_processes", str(processes),
                              *args], capture_output=True, text=True, timeout=timeout, env=ENV, cwd=REPO)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result

@@ -23,7 +23,8 @@ worlds only (the fixed-world check) and scores them greedily at every probe (`fi
 only, the way config/rl-fixed-worlds.yaml chooses them. `rl.lora` and `rl.train_top_layers` make the update
 cheaper (`trainable_policy`); the vLLM engine and final/ get merged weights.
 
-Runs as one process on CPU, or under `accelerate launch` (DDP, or FSDP with the vLLM engine).
+Runs as one process on CPU, or under `accelerate launch` (DDP, or FSDP with the vLLM engine; on CPU
+processes too, atommem.train.cpu_fsdp).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from atommem.llm.hf import HFBackend
 from atommem.llm.models import resolve_model
 from atommem.memory.embedders import build_embedder
 from atommem.tracking import tracked_run
+from atommem.train import cpu_fsdp
 from atommem.train.checkpoint import latest_checkpoint, load_checkpoint, remove_incomplete, save_checkpoint
 from atommem.train.grpo import LossConfig, build_rows, group_advantages, policy_update, sampler_is_exact
 from atommem.train.preemption import StopRequest
@@ -422,19 +424,40 @@ def load_policy(cfg: RLConfig, accelerator: Accelerator) -> HFBackend:
 
 def load_reference(cfg: RLConfig, accelerator: Accelerator) -> torch.nn.Module | None:
     """The frozen KL reference, in the policy's fp32 and run under its autocast (grpo.policy_update), so
-    equal weights give equal log-probs. Under FSDP it is sharded like the policy (an unsharded 8B reference
-    would take 32 GB of every GPU); otherwise each process holds a copy."""
+    equal weights give equal log-probs."""
     if cfg.kl_coef <= 0:
         return None
     path = resolve_model(cfg.ref_model or cfg.model.name)
     ref = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval().requires_grad_(False)
+    return place_reference(accelerator, ref)
+
+
+def place_reference(accelerator: Accelerator, ref: torch.nn.Module) -> torch.nn.Module:
+    """The reference ready for the launch. Under FSDP it is sharded like the policy (an unsharded 8B reference
+    would take 32 GB of every GPU); otherwise each process holds a copy. Logs what this process holds."""
     if accelerator.distributed_type == DistributedType.FSDP:
         if accelerator.is_fsdp2:
             from accelerate.utils.fsdp_utils import fsdp2_prepare_model
 
-            return fsdp2_prepare_model(accelerator, ref)
-        return accelerator.prepare_model(ref, evaluation_mode=True)
-    return ref.to(accelerator.device)
+            ref = fsdp2_prepare_model(accelerator, ref)
+        else:
+            ref = accelerator.prepare_model(ref, evaluation_mode=True)
+    else:
+        ref = ref.to(accelerator.device)
+    log.info("reference model: %.1f MB of parameters on process %d of %d", cpu_fsdp.local_bytes(ref) / 2**20,
+             accelerator.process_index, accelerator.num_processes)
+    return ref
+
+
+def prepare_policy(accelerator: Accelerator, model, learning_rate: float, lr_lambda):
+    """(model, optimizer, scheduler): AdamW over the trained parameters and its LR schedule, model and
+    optimizer prepared for the launch (DDP, FSDP). The scheduler is not prepared: accelerate would step it
+    once per process."""
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=learning_rate,
+                                  weight_decay=0.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    return model, optimizer, scheduler
 
 
 def decoder_layers(model) -> torch.nn.ModuleList:
@@ -511,6 +534,7 @@ def train(cfg: RLConfig) -> Path:
     stop = StopRequest().install()  # from here on, SIGTERM and SIGUSR1 stop the run after a step
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg.mixed_precision,
                               kwargs_handlers=[AutocastKwargs(cache_enabled=False)])
+    cpu_fsdp.enable(accelerator)  # an FSDP launch on CPU processes: accelerate's FSDP2, as on GPUs
     if cfg.prompts_per_step % accelerator.num_processes:
         raise ValueError(f"prompts_per_step={cfg.prompts_per_step} must divide over {accelerator.num_processes} processes")
     set_seed(cfg.seed)
@@ -537,11 +561,9 @@ def train(cfg: RLConfig) -> Path:
     ref_model = load_reference(cfg, accelerator)
     trained = [p for p in model.parameters() if p.requires_grad]
     log.info("updating %d of %d parameters", sum(p.numel() for p in trained), sum(p.numel() for p in model.parameters()))
-    optimizer = torch.optim.AdamW(trained, lr=cfg.learning_rate, weight_decay=0.0)
-    # not passed to prepare(): accelerate would step it once per process; registered only to be checkpointed
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_then_constant(cfg.warmup_steps))
-    model, optimizer = accelerator.prepare(model, optimizer)
-    accelerator.register_for_checkpointing(scheduler)
+    model, optimizer, scheduler = prepare_policy(accelerator, model, cfg.learning_rate,
+                                                 _warmup_then_constant(cfg.warmup_steps))
+    accelerator.register_for_checkpointing(scheduler)  # registered only to be checkpointed
     engine = _build_engine(cfg, accelerator, policy)
     loss_cfg = LossConfig.of(cfg)
     # the rule of atommem.train.grpo: sampler log-probs are the old log-probs only for unfiltered T=1 sampling

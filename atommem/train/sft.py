@@ -29,6 +29,7 @@ from atommem.io import read_jsonl_lines, replace_dir, write_jsonl_atomic, writin
 from atommem.llm.base import fit_chat_prompt
 from atommem.llm.models import load_tokenizer, resolve_model
 from atommem.tracking import tracked_run
+from atommem.train import cpu_fsdp
 from atommem.train.preemption import StopRequest
 
 if TYPE_CHECKING:
@@ -86,7 +87,13 @@ def trainer_config(cfg: SFTRecipeConfig) -> SFTConfig:
 class Trainer(SFTTrainer):
     """SFTTrainer whose failed checkpoint write (disk full, file size limit) is a WriteError naming the
     folder: the cut folder is removed (the disk has room again) and, since transformers prunes old
-    checkpoints only after a save completes, the earlier ones stay for a rerun to resume from."""
+    checkpoints only after a save completes, the earlier ones stay for a rerun to resume from. The CPU
+    processes of an FSDP launch train under accelerate's FSDP2, as GPUs do (atommem.train.cpu_fsdp)."""
+
+    def create_accelerator_and_postprocess(self) -> None:
+        super().create_accelerator_and_postprocess()
+        if cpu_fsdp.enable(self.accelerator):
+            self.is_fsdp_enabled = True  # what transformers sets when accelerate starts as FSDP
 
     def _save_checkpoint(self, model, trial) -> None:
         folder = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
@@ -136,7 +143,7 @@ def train_sft(cfg: SFTRecipeConfig) -> Path:
     trainer.accelerator.wait_for_everyone()
     if resume:
         log.info("resuming SFT from %s", resume)
-    log.info("training on %d process(es), %s", state.num_processes, state.distributed_type.value)
+    log.info("training on %d process(es), %s", state.num_processes, trainer.accelerator.distributed_type.value)
     # TRL logs from the main process only, into this active run
     with tracked_run(cfg.tracking, params=dataclasses.asdict(cfg), main_process=state.is_main_process):
         trainer.train(resume_from_checkpoint=resume)
