@@ -33,11 +33,12 @@ def run_lockstep(
     sampling: SamplingConfig,
     progress: bool = True,
     timer: RolloutTimer | None = None,
+    desc: str = "episodes",
 ) -> list[Trajectory]:
     timer = timer or RolloutTimer()
     # wall time of a turn is shared out among the episodes active in it, so per-episode times add up
     wall_s = {id(e): 0.0 for e in episodes}
-    bar = tqdm(total=len(episodes), desc="episodes", unit="ep", disable=not progress, leave=False)
+    bar = tqdm(total=len(episodes), desc=desc, unit="ep", disable=not progress, leave=False)
     while True:
         active = [e for e in episodes if not e.done]
         if not active:

@@ -325,7 +325,7 @@ def validate(cfg: RLConfig, accelerator, engine, samples: list[LongSample], embe
     mine = samples[accelerator.process_index :: accelerator.num_processes]
     episodes = [Episode(s, cfg.env, embedder, engine.tokenizer) for s in mine]
     greedy = replace(cfg.sampling, temperature=0.0)
-    trajectories = run_lockstep(episodes, engine, greedy, progress=False) if episodes else []
+    trajectories = run_lockstep(episodes, engine, greedy, progress=cfg.progress, desc="validation") if episodes else []
     sums = {"em": 0.0, "f1": 0.0, "n": float(len(mine))}
     for trajectory, sample in zip(trajectories, mine, strict=True):
         rows = score_trajectory(trajectory, sample)
@@ -357,9 +357,10 @@ def probe_worlds(cfg: RLConfig, accelerator, engine, samples: list[LongSample], 
     # the same seeds at every probe: two probes differ by the policy, not by the draw
     sampling = replace(cfg.sampling, seed=cfg.sampling.seed + PROBE_SEED + 7 * accelerator.process_index)
     sampled = [Episode(s, cfg.env, embedder, engine.tokenizer) for s in mine for _ in range(k)]
-    sampled = run_lockstep(sampled, engine, sampling, progress=False) if sampled else []
+    sampled = run_lockstep(sampled, engine, sampling, progress=cfg.progress, desc=f"{prefix} sampled") if sampled else []
     greedy = [Episode(s, cfg.env, embedder, engine.tokenizer) for s in mine]
-    greedy = run_lockstep(greedy, engine, replace(cfg.sampling, temperature=0.0), progress=False) if greedy else []
+    greedy_sampling = replace(cfg.sampling, temperature=0.0)
+    greedy = run_lockstep(greedy, engine, greedy_sampling, progress=cfg.progress, desc=f"{prefix} greedy") if greedy else []
     with_state = bool(samples) and all(s.final_state is not None for s in samples)
     keys = ["sampled_reward", "sampled_em", "pass_at_k", "best_of_k_reward"] if k else []
     keys += ["greedy_em", "greedy_reward"]
