@@ -120,6 +120,16 @@ def test_max_samples_keeps_the_first_groups():
     assert as_jsonl(cut) == as_jsonl(full[:3])
 
 
+def test_a_fixed_group_size_cuts_equal_groups_in_file_order():
+    source = list(records("hotpotqa"))
+    samples = build_long_samples(source, 30, max_questions=25, group_size=10)
+    assert [len(s.questions) for s in samples] == [10, 10]  # the 5 left over make no sample
+    assert [q.id for s in samples for q in s.questions] == [r.id for r in source[:20]]
+    check_invariants(samples, source, 30, len({p.key for r in source for p in r.paragraphs}))
+    with pytest.raises(ValueError, match="group_size"):
+        build_long_samples(source, 30, group_size=0)
+
+
 def test_num_docs_below_the_groups_own_paragraphs_keeps_supporting_ones():
     source = list(records("musique"))  # 20 own paragraphs per question
     samples = build_long_samples(source, num_docs=45, max_questions=30)

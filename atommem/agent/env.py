@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from atommem.agent import prompts
-from atommem.agent.chunking import chunk_text
+from atommem.agent.chunking import chunk_ids
 from atommem.agent.ops import STORE_OPS, Op, parse_response
 from atommem.config import ConfigError, option, require, require_positive
 from atommem.data.records import LongSample
@@ -136,8 +136,9 @@ class Episode:
         self.system = prompts.system_message(self.enabled, self.advancing, cfg.query_limit)
         self.store = MemoryStore(embedder)
         self.embedder = embedder
-        self.chunks = chunk_text(sample.context, tokenizer, cfg.chunk_tokens, cfg.chunk_overlap, cfg.max_chunks)
-        self.context_tokens = len(tokenizer.encode(sample.context, add_special_tokens=False))
+        ids = tokenizer.encode(sample.context, add_special_tokens=False)
+        self.chunks = chunk_ids(ids, tokenizer, cfg.chunk_tokens, cfg.chunk_overlap, cfg.max_chunks)
+        self.context_tokens = len(ids)
         self.turn = 0
         self.chunk_index = 0
         self.question_index = 0

@@ -114,18 +114,23 @@ def build_long_samples(
     max_samples: int | None = None,
     skip_questions: int = 0,
     max_group_size: int = MAX_GROUP_SIZE,
+    group_size: int | None = None,
 ) -> list[LongSample]:
     """Cut `records` (file order) into question groups and build one `LongSample` per group.
 
     The random pool is every distinct paragraph of `records` (the whole split), even when
     `max_questions` keeps only the first questions after skipping `skip_questions` (so one file gives a
     train and a held-out split). `max_samples` keeps only the first groups.
-    `benchmark` defaults to the records' own benchmark name (used in sample ids).
+    `benchmark` defaults to the records' own benchmark name (used in sample ids). `group_size` makes every
+    group exactly that many questions (the last ones, too few, are left out): benchmarks/scaling.py sizes
+    samples by it, where the paper's random 1..max_group_size would mix the sizes it compares.
     """
     if num_docs < 1:
         raise ValueError(f"num_docs must be at least 1, got {num_docs}")
     if max_group_size < 1:
         raise ValueError(f"max_group_size must be at least 1, got {max_group_size}")
+    if group_size is not None and group_size < 1:
+        raise ValueError(f"group_size must be at least 1, got {group_size}")
     if not records:
         raise ValueError("no records to build samples from")
     names = list(dict.fromkeys(r.benchmark for r in records))
@@ -140,7 +145,9 @@ def build_long_samples(
         questions = questions[:max_questions]
     samples: list[LongSample] = []
     start = 0
-    for group_index, size in enumerate(group_sizes(len(questions), seed, max_group_size)):
+    sizes = ([group_size] * (len(questions) // group_size) if group_size is not None
+             else group_sizes(len(questions), seed, max_group_size))
+    for group_index, size in enumerate(sizes):
         if max_samples is not None and group_index >= max_samples:
             break
         group = questions[start : start + size]
