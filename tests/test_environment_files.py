@@ -140,6 +140,7 @@ with SnakemakeApi(OutputSettings(quiet={"all"})) as api:
         ("config/learn.yaml", "cpu"),
         ("config/paper.yaml config/paper-cpu.yaml", "cpu"),
         ("config/paper.yaml", "gpu"),
+        ("config/paper.yaml config/paper-small.yaml", "gpu"),
         ("config/learn.yaml config/learn-gpu.yaml", "gpu"),
     ],
 )
