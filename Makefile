@@ -26,7 +26,7 @@ $(VENV)/.installed: pyproject.toml
 run: install
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --profile profiles/local --cores $(CORES)
 
-# the format and lint checks first: they take seconds, the tests about 35 minutes on 2 cores
+# the format and lint checks first: they take seconds, the tests about an hour on 2 cores
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/snakefmt --check workflow/
