@@ -68,15 +68,20 @@ def make_targets() -> set[str]:
     return set(re.findall(r"^([\w.-]+)\s*:(?!=)", (REPO / "Makefile").read_text(), re.M)) - {".PHONY"}
 
 
+def named_subcommands(program: str) -> set[tuple[str, str]]:
+    """(doc, word) for every `program word` command in the docs' code spans."""
+    return {
+        (doc.name, word)
+        for doc in DOCS
+        for span in code_spans(doc.read_text())
+        for word in re.findall(COMMAND_START + program + r"\s+([a-z][\w-]*)", span)
+    }
+
+
 def test_every_make_target_the_docs_name_exists():
     targets = make_targets()
     assert {"install", "run", "test"} <= targets
-    named = {
-        (doc.name, target)
-        for doc in DOCS
-        for span in code_spans(doc.read_text())
-        for target in re.findall(COMMAND_START + r"make\s+([a-z][\w-]*)", span)
-    }
+    named = named_subcommands("make")
     assert named, "the docs name no make target"
     unknown = sorted((name, target) for name, target in named if target not in targets)
     assert not unknown, f"make targets the docs name but the Makefile lacks: {unknown}"
@@ -85,12 +90,7 @@ def test_every_make_target_the_docs_name_exists():
 def test_every_atommem_stage_the_docs_name_exists():
     """Each stage is parsed by the CLI's own parser: an unknown one exits with status 2."""
     parser = build_parser()
-    named = {
-        (doc.name, stage)
-        for doc in DOCS
-        for span in code_spans(doc.read_text())
-        for stage in re.findall(COMMAND_START + r"atommem\s+([a-z][\w-]*)", span)
-    }
+    named = named_subcommands("atommem")
     assert named, "the docs name no atommem stage"
     unknown = []
     for name, stage in sorted(named):
