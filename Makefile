@@ -26,11 +26,14 @@ $(VENV)/.installed: pyproject.toml
 run: install
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --profile profiles/local --cores $(CORES)
 
-# the format and lint checks first: they take seconds, the tests about an hour on 2 cores
+# the format and lint checks first (seconds); then the unit tests, two at a time (pytest-xdist: most of
+# them use one core); then the integration tests marked slow, one at a time: each runs a whole DAG, a server,
+# a SLURM cluster or a multi-process launch that uses both cores itself
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/snakefmt --check workflow/
-	$(BIN)/pytest -q --durations=15
+	$(BIN)/pytest -q -m "not slow" -n 2 --durations=10
+	$(BIN)/pytest -q -m slow --durations=15
 
 clean-results:
 	rm -rf results .snakemake

@@ -1,4 +1,4 @@
-"""Shared fixtures: the model folders that tests load.
+"""Shared fixtures: the model folders that tests load, and the one full local run of the test DAG.
 
 They use the normal model cache ($ATOMMEM_CACHE or ~/.cache/atommem/models), so the tiny random model
 (about 8 s) and the SmolLM2 conversion (about 20 s, 517 MB) are built once per machine, not per run.
@@ -28,6 +28,26 @@ def tiny_model_dir() -> str:
 @pytest.fixture(scope="session")
 def smollm2_dir() -> str:
     return resolve_model("smollm2-135m")
+
+
+@pytest.fixture(scope="session")
+def killed_test_dag(tmp_path_factory):
+    """The test config's full DAG, killed mid-RL and rerun to the end (tests/test_workflow.py): the one full
+    local run of that DAG the suite makes, shared by the tests that need a finished run."""
+    from test_workflow import kill_mid_rl_then_rerun, workdir
+
+    return kill_mid_rl_then_rerun(workdir(tmp_path_factory.mktemp("test-dag")))
+
+
+@pytest.fixture(scope="session")
+def rl_straight(tmp_path_factory, tiny_model_dir):
+    """The uninterrupted RL run (tests/test_preemption.py's config) that interrupted runs must end equal to,
+    locally and under SLURM."""
+    from test_preemption import rl_config, run_to_end
+
+    folder = tmp_path_factory.mktemp("rl-straight")
+    run_to_end("rl", rl_config(folder, tiny_model_dir, folder / "out"))
+    return folder / "out"
 
 
 @pytest.fixture(autouse=True)

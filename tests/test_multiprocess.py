@@ -2,6 +2,7 @@
 one GRPO step equals the 1-process step, and the sft and rl recipes run end to end."""
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,9 +21,18 @@ CPU_CONFIG = str(REPO / "config/accelerate/cpu.yaml")
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def launch(processes: int, *args: str, timeout: float = 600, config: str = CPU_CONFIG) -> subprocess.CompletedProcess:
+    # a port of its own: `make test` runs two tests at a time, and two launches on accelerate's default
+    # port 29500 would meet in one process group
     result = subprocess.run([ACCELERATE, "launch", "--config_file", config, "--num_processes", str(processes),
-                             *args], capture_output=True, text=True, timeout=timeout, env=ENV, cwd=REPO)
+                             "--main_process_port", str(free_port()), *args],
+                            capture_output=True, text=True, timeout=timeout, env=ENV, cwd=REPO)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
 

@@ -31,8 +31,8 @@ def test_paper_cpu_dag_runs_end_to_end_on_vllm(tmp_path):
     # the engines the paper uses: vLLM evaluated the policies, and RL sampled with a colocated vLLM engine
     # whose log-probs were compared with the trainer's on every step
     assert "vllm" in (run / "results/logs/evaluate/atommem-rl.log").read_text().lower()
-    # the training jobs ran as 2 processes (config/accelerate/cpu.yaml), each opening one MLflow run
+    # the training jobs ran as 2 processes under FSDP2 (config/accelerate/fsdp-cpu.yaml), each opening one MLflow run
     for stage in ("sft/sft", "rl/full"):
-        assert "training on 2 process(es)" in (run / f"results/logs/{stage}.log").read_text(), stage
+        assert "training on 2 process(es), FSDP" in (run / f"results/logs/{stage}.log").read_text(), stage
     steps = [json.loads(line) for line in (run / "results/train/rl-full/training_metrics.jsonl").read_text().splitlines()]
     assert steps and all("logprob_gap/mean" in step for step in steps)

@@ -73,13 +73,6 @@ def rl_config(tmp_path: Path, tiny_model_dir: str, out_dir: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def rl_straight(tmp_path_factory, tiny_model_dir) -> Path:
-    folder = tmp_path_factory.mktemp("rl-straight")
-    run_to_end("rl", rl_config(folder, tiny_model_dir, folder / "out"))
-    return folder / "out"
-
-
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1], ids=["SIGTERM", "SIGUSR1"])
 def test_rl_signalled_mid_step_checkpoints_and_resumes(tmp_path, tiny_model_dir, rl_straight, sig):
     out = tmp_path / "out"

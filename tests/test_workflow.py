@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
@@ -124,7 +125,8 @@ def test_dry_run(configfile, tmp_path):
         ("config/learn.yaml", {"accelerate_config": {"sft": "config/accelerate/cpu.yaml"}},
          "config/accelerate/cpu.yaml", ""),
         ("config/paper.yaml", None, "config/accelerate/fsdp.yaml", "config/accelerate/fsdp.yaml"),
-        ("config/paper.yaml config/paper-cpu.yaml", None, "config/accelerate/cpu.yaml", "config/accelerate/cpu.yaml"),
+        ("config/paper.yaml config/paper-cpu.yaml", None, "config/accelerate/fsdp-cpu.yaml",
+         "config/accelerate/fsdp-cpu.yaml"),
         ("config/paper.yaml config/paper-small.yaml", None, "config/accelerate/fsdp.yaml",
          "config/accelerate/fsdp.yaml"),
     ],
@@ -229,9 +231,20 @@ def stage_running(session: int, stage: str) -> bool:
     return False
 
 
-@pytest.mark.slow
-def test_sigkill_mid_run_then_rerun_keeps_finished_jobs(tmp_path, monkeypatch):
-    run = workdir(tmp_path)
+@dataclass
+class KilledRun:
+    """The test DAG killed with SIGKILL while an RL job ran, then run again to the end by the same command."""
+
+    run: Path
+    lock_left: bool                 # the kill left Snakemake's lock behind
+    finished_mtimes: dict           # path -> mtime_ns of outputs finished before the kill
+    rerun: subprocess.CompletedProcess
+
+
+def kill_mid_rl_then_rerun(run: Path) -> KilledRun:
+    """One full run of the test DAG, interrupted. tests/conftest.py runs it once per session
+    (`killed_test_dag`): this file checks the kill and the rerun, tests/test_workflow_rerun.py dry-runs config
+    changes against the finished folder."""
     # the local profile reruns jobs a kill left incomplete (their outputs are removed first)
     cmd = [SNAKEMAKE, "--profile", "profiles/local", "--cores", "2", "--configfile", "config/test.yaml"]
     # its own process group, so one killpg reaches snakemake and every job it started
@@ -249,12 +262,19 @@ def test_sigkill_mid_run_then_rerun_keeps_finished_jobs(tmp_path, monkeypatch):
 
     finished = {p: p.stat().st_mtime_ns for p in (run / "results/data").rglob("*.jsonl")}
     finished[sft_done / "config.json"] = (sft_done / "config.json").stat().st_mtime_ns
-    assert list((run / ".snakemake/locks").glob("*.lock")), "the kill should leave Snakemake's lock behind"
+    lock_left = bool(list((run / ".snakemake/locks").glob("*.lock")))
     # the same command again: the stale lock of the dead process is removed, the DAG picks up where it stopped
     rerun = subprocess.run(cmd, cwd=run, capture_output=True, text=True, timeout=1800, env=ENV)
+    return KilledRun(run, lock_left, finished, rerun)
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_then_rerun_keeps_finished_jobs(killed_test_dag, monkeypatch):
+    run, rerun = killed_test_dag.run, killed_test_dag.rerun
+    assert killed_test_dag.lock_left, "the kill should leave Snakemake's lock behind"
     assert rerun.returncode == 0, rerun.stdout[-5000:] + rerun.stderr[-5000:]
     assert "removed the stale lock" in rerun.stderr
-    for path, mtime in finished.items():
+    for path, mtime in killed_test_dag.finished_mtimes.items():
         assert path.stat().st_mtime_ns == mtime, f"{path} was redone"
     # the rerun completes the whole test DAG: every figure and table, and the MLflow store
     for path in FINAL:

@@ -1,6 +1,7 @@
 """A config change reruns exactly the jobs whose work it defines, and everything downstream of them.
 
-One full run of the test DAG, then one dry-run per changed key (`--configfile` with that key only, default
+One full run of the test DAG (the session's `killed_test_dag`: killed mid-RL, then finished by a rerun), then
+one dry-run per changed key (`--configfile` with that key only, default
 rerun triggers): the jobs Snakemake plans are compared with the ones the key affects, and the jobs the key
 itself defines must give "params have changed" as their reason.
 """
@@ -12,7 +13,7 @@ import subprocess
 
 import pytest
 import yaml
-from test_workflow import ENV, SNAKEMAKE, workdir
+from test_workflow import ENV, SNAKEMAKE
 
 TEST_CONFIG = "config/test.yaml"
 
@@ -59,12 +60,10 @@ def planned_jobs(dry_run_output: str) -> dict[str, str]:
     return jobs
 
 
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    run = workdir(tmp_path_factory.mktemp("rerun"))
-    result = subprocess.run([SNAKEMAKE, "--cores", "2", "--configfile", TEST_CONFIG], cwd=run, capture_output=True, text=True, timeout=1800, env=ENV)
-    assert result.returncode == 0, result.stderr[-5000:]
-    return run
+@pytest.fixture
+def finished_run(killed_test_dag):
+    assert killed_test_dag.rerun.returncode == 0, killed_test_dag.rerun.stderr[-5000:]
+    return killed_test_dag.run
 
 
 def dry_run(run, *configfiles: str) -> str:
