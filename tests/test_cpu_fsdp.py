@@ -68,28 +68,35 @@ def test_only_fsdp2_launches_are_made_fsdp_on_cpu_processes(monkeypatch):
     assert not cpu_fsdp.requested(processes)
 
 
+SFT_NOTES = (("Where is Paris?", "Paris is in France."), ("Who wrote Hamlet?", "Shakespeare wrote it."),
+             ("Where is Lima?", "Lima is in Peru."), ("Who painted Guernica?", "Picasso painted it."))
+
+
 def sft_step(processes: int, config: str, model_dir: str, examples, out_dir) -> tuple[dict, dict, str]:
-    """(the step's logged row, final/'s weights, the launch's output) of one SFT step over both examples."""
+    """(the step's logged row, final/'s weights, the launch's output) of one SFT step over every example."""
     result = launch(processes, "-m", "atommem.cli", "sft", "--set", f"model.name={model_dir}", "--set", f"examples={examples}",
-           "--set", f"out_dir={out_dir}", "--set", "max_steps=1", "--set", f"per_device_train_batch_size={2 // processes}",
+           "--set", f"out_dir={out_dir}", "--set", "max_steps=1", "--set", f"per_device_train_batch_size={len(SFT_NOTES) // processes}",
            "--set", "gradient_accumulation_steps=1", "--set", "logging_steps=1", "--set", "learning_rate=1e-4",
            "--set", "tracking.enabled=false", config=config)
     (row,) = [entry for entry in read_jsonl(out_dir / "metrics.jsonl") if "loss" in entry]
     return row, load_file(out_dir / "final" / "model.safetensors"), result.stdout + result.stderr
 
 
-def test_one_sft_step_under_fsdp2_equals_one_process(tmp_path, tiny_model_dir):
+@pytest.mark.parametrize("processes", [2, 4])
+def test_one_sft_step_under_fsdp2_equals_one_process(tmp_path, tiny_model_dir, processes):
     examples = tmp_path / "examples.jsonl"
     rows = []
-    for question, note in (("Where is Paris?", "Paris is in France."), ("Who wrote Hamlet?", "Shakespeare wrote it.")):
+    for question, note in SFT_NOTES:
         prompt = [{"role": "system", "content": "You keep notes."}, {"role": "user", "content": question}]
         rows.append({"prompt": prompt, "completion": [{"role": "assistant", "content": f"<add_memory>{note}</add_memory>"}]})
     write_jsonl_atomic(examples, rows)
     one, one_weights, _ = sft_step(1, CPU_CONFIG, tiny_model_dir, examples, tmp_path / "one")
-    two, two_weights, output = sft_step(2, FSDP_CPU_CONFIG, tiny_model_dir, examples, tmp_path / "two")
-    assert "training on 2 process(es), FSDP" in output
-    for name in ("loss", "grad_norm"):
-        assert two[name] == pytest.approx(one[name], rel=1e-5), name
+    two, two_weights, output = sft_step(processes, FSDP_CPU_CONFIG, tiny_model_dir, examples, tmp_path / "many")
+    assert f"training on {processes} process(es), FSDP" in output
+    # 4 ranks sum the fp32 gradient shards' squares in another order than one process: the grad norm met
+    # 1.2e-5 there (loss and weights as close as on 2)
+    for name, rel in (("loss", 1e-5), ("grad_norm", 1e-5 if processes == 2 else 2e-5)):
+        assert two[name] == pytest.approx(one[name], rel=rel), name
     assert two_weights.keys() == one_weights.keys()
     for name, weight in one_weights.items():
         assert torch.allclose(weight, two_weights[name], atol=1e-6, rtol=0), name
