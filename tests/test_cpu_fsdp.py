@@ -1,7 +1,7 @@
 """FSDP2 across CPU processes (config/accelerate/fsdp-cpu.yaml, atommem.train.cpu_fsdp): one GRPO step on
 2 and 4 processes equals the 1-process step; the rollout engine gets the full weights; a checkpoint of the
 shards restores the same weights and optimizer state; final/ is a plain HF folder; the reference is sharded
-like the policy. One SFT step on 2 processes equals the 1-process step."""
+like the policy. One SFT step on 2 and on 4 processes equals the 1-process step."""
 
 from types import SimpleNamespace
 
