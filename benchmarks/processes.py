@@ -85,6 +85,8 @@ def main() -> None:
                         help="extra environment for both runs, e.g. VLLM_CPU_OMP_THREADS_BIND=nobind")
     parser.add_argument("--out", default=None, help="folder for the runs' outputs and logs (default: a temp dir)")
     args = parser.parse_args()
+    if args.group_size < 2:
+        parser.error("--group-size must be at least 2 (GRPO's advantages compare episodes of one sample)")
     if args.prompts % args.processes:
         parser.error(f"--prompts {args.prompts} must split evenly over --processes {args.processes}")
 

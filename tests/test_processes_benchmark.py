@@ -14,8 +14,8 @@ SCRIPT = REPO / "benchmarks/processes.py"
 
 @pytest.mark.slow
 def test_one_process_against_two_on_the_same_work(tmp_path):
-    result = subprocess.run([sys.executable, str(SCRIPT), "--steps", "1", "--prompts", "2", "--group-size", "1",
-                             "--num-docs", "2", "--max-turns", "1", "--max-new-tokens", "4", "--out", str(tmp_path)],
+    result = subprocess.run([sys.executable, str(SCRIPT), "--steps", "1", "--prompts", "2", "--group-size", "2",
+                             "--num-docs", "4", "--max-turns", "1", "--max-new-tokens", "4", "--out", str(tmp_path)],
                             capture_output=True, text=True, timeout=900, cwd=REPO)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     for layout in ("1 x 2", "2 x 1"):
