@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -47,6 +48,12 @@ def rl_args(args: argparse.Namespace, samples: Path, out_dir: Path) -> list[str]
     return [item for key, value in settings.items() for item in ("--set", f"{key}={value}")]
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def run(processes: int, threads: int, args: argparse.Namespace, samples: Path, out_dir: Path) -> float:
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": str(threads),
            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
@@ -55,8 +62,9 @@ def run(processes: int, threads: int, args: argparse.Namespace, samples: Path, o
     if processes == 1:
         command = [sys.executable, *stage]
     else:
+        # a port of its own, so that a launch beside another one (a test, a training job) does not join it
         command = [ACCELERATE, "launch", "--config_file", CPU_CONFIG, "--num_processes", str(processes),
-                   "--num_cpu_threads_per_process", str(threads), *stage]
+                   "--main_process_port", str(free_port()), "--num_cpu_threads_per_process", str(threads), *stage]
     log = out_dir.with_suffix(".log")
     start = time.perf_counter()
     with open(log, "w") as handle:
