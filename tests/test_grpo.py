@@ -373,3 +373,18 @@ def test_a_rows_logprobs_do_not_depend_on_its_batch(tiny_model_dir):
             alone, _ = completion_logprobs(model, collate([row]))
         n = len(row.completion_ids)
         assert torch.allclose(alone[0], together[i, :n].detach(), atol=1e-4)
+
+
+def test_both_scores_are_logged_whatever_the_reward():
+    from atommem.agent.runner import RolloutTimer
+
+    # 2 episodes: answer scores 1/2 and 1/4; state F1 0.6 for the first, none for the second (no true state)
+    trajectories = [_trajectory([_turn([], "")]), _trajectory([_turn([], "")])]
+    scored = [[{"em": 1.0}, {"em": 0.0}], [{"em": 1.0}, {"em": 0.0}, {"em": 0.0}, {"em": 0.0}]]
+    sums = rollout_sums(trajectories, scored, [0.0, 0.0], RolloutTimer(), state_f1s=[0.6, None])
+    found = step_metrics(1, sums, [0.6, 0.0], NO_UPDATE, 1e-5, {}, group_size=2)
+    assert found["episode/em_mean"] == pytest.approx((0.5 + 0.25) / 2)
+    assert found["episode/state_f1_mean"] == pytest.approx(0.6)  # over the episodes that have a state
+    # no true state anywhere: no state metric rather than a 0
+    sums = rollout_sums(trajectories, scored, [0.0, 0.0], RolloutTimer())
+    assert "episode/state_f1_mean" not in step_metrics(1, sums, [0.5, 0.25], NO_UPDATE, 1e-5, {}, group_size=2)

@@ -61,7 +61,7 @@ from atommem.train import cpu_fsdp
 from atommem.train.checkpoint import latest_checkpoint, load_checkpoint, remove_incomplete, save_checkpoint
 from atommem.train.grpo import LossConfig, build_rows, group_advantages, policy_update, sampler_is_exact
 from atommem.train.preemption import StopRequest
-from atommem.train.reward import answer_reward, episode_reward
+from atommem.train.reward import answer_reward, episode_reward, episode_state_f1
 
 if TYPE_CHECKING:
     from atommem.train.rl_config import RLConfig
@@ -211,9 +211,11 @@ def fixed_worlds(samples: list[LongSample], train_ids: list[str] | None) -> list
 
 # ---- metrics ----------------------------------------------------------------------------------------
 def rollout_sums(trajectories: list[Trajectory], scored: list[list[dict]], advantages: list[float],
-                 timer: RolloutTimer) -> dict[str, float]:
+                 timer: RolloutTimer, state_f1s: list[float | None] | None = None) -> dict[str, float]:
     """Additive counts of one process's rollouts (`scored`: each episode's question rows, `advantages`: each
-    episode's); turned into the stable per-turn metrics after a sum over processes."""
+    episode's, `state_f1s`: each episode's memory state F1, None where its sample has no true state); turned
+    into the stable per-turn metrics after a sum over processes."""
+    state_f1s = [f for f in (state_f1s or []) if f is not None]
     turns = [t for traj in trajectories for t in traj.turns]
     # statetrack answers: was the gold answer in the memory shown when answering (None: no answer, or not statetrack)
     judged = [r for rows in scored for r in rows if r.get("memory_backed") is not None]
@@ -246,6 +248,10 @@ def rollout_sums(trajectories: list[Trajectory], scored: list[list[dict]], advan
         "answers/backed": sum(r["memory_backed"] for r in judged),
         "answers/rewarded": sum(r["em"] for r in judged),
         "answers/rewarded_not_backed": sum(r["em"] for r in judged if not r["memory_backed"]),
+        # both scores whatever `rl.reward` is, so runs with different rewards compare on each
+        "episodes/em": sum(answer_reward(rows) for rows in scored if rows),
+        "episodes/state_f1": sum(state_f1s),
+        "episodes/state_judged": len(state_f1s),
     })
     return sums
 
@@ -275,6 +281,7 @@ def step_metrics(step: int, sums: dict[str, float], rewards: list[float], update
         "questions/unanswered_frac": sums["questions/unanswered"] / max(sums["questions"], 1),
         "store/size_mean": sums["store_size"] / sums["episodes"],
         "episode/turns_mean": sums["turns"] / sums["episodes"],
+        "episode/em_mean": sums["episodes/em"] / sums["episodes"],
         "rollout/active_episodes_mean": sums["active"] / max(sums["lockstep_turns"], 1),
         "loss": update["loss"],
         "kl": update["kl"],
@@ -293,6 +300,8 @@ def step_metrics(step: int, sums: dict[str, float], rewards: list[float], update
         if sums[f"writes_{judged}"]:
             metrics[f"writes/{write}_frac"] = sums[f"writes_{write}"] / sums[f"writes_{judged}"]
             metrics[f"writes/{write}_advantage"] = sums[f"writes_{write}_adv"] / sums["episodes"]
+    if sums["episodes/state_judged"]:
+        metrics["episode/state_f1_mean"] = sums["episodes/state_f1"] / sums["episodes/state_judged"]
     if sums["answers/judged"]:
         # a rewarded answer the memory did not hold was a guess: reward no memory operation earned
         metrics["answers/backed_frac"] = sums["answers/backed"] / sums["answers/judged"]
@@ -625,7 +634,8 @@ def train(cfg: RLConfig) -> Path:
             update_s = time.perf_counter() - start
             engine.sync_weights(model)  # the next rollout (or validation) samples from the updated policy
             # 6. log
-            sums = _sum_over_processes(accelerator, rollout_sums(trajectories, scored, advantages, timer))
+            state_f1s = [episode_state_f1(t, e.sample) for t, e in zip(trajectories, episodes, strict=True)]
+            sums = _sum_over_processes(accelerator, rollout_sums(trajectories, scored, advantages, timer, state_f1s))
             all_rewards = accelerator.gather(torch.tensor(rewards, device=accelerator.device)).tolist()
             times = {"time/rollout_s": timer.llm_s, "time/update_s": update_s, "time/env_s": timer.env_s}
             metrics = step_metrics(step, sums, all_rewards, update, lr, times, cfg.group_size)
