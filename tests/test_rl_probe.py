@@ -55,6 +55,8 @@ def test_a_short_run_logs_the_probe_and_the_truncation_counters(tmp_path, tiny_m
         assert all(0.0 <= row[key] <= 1.0 for key in PROBE if key in row)
     for row in rows[1:]:
         assert all(0.0 <= row[key] <= 1.0 for key in COUNTERS)
+        # both scores every step, whatever the reward (here their mean)
+        assert 0.0 <= row["episode/em_mean"] <= 1.0 and 0.0 <= row["episode/state_f1_mean"] <= 1.0
     # a random model never ends a reply by itself within 24 tokens, nor answers within 12 turns
     assert rows[1]["turns/length_cut_frac"] == 1.0 and rows[1]["questions/unanswered_frac"] == 1.0
     assert rows[0]["probe/greedy_em"] == rows[0]["probe/pass_at_k"] == 0.0
