@@ -380,8 +380,10 @@ def test_both_scores_are_logged_whatever_the_reward():
 
     # 2 episodes: answer scores 1/2 and 1/4; state F1 0.6 for the first, none for the second (no true state)
     trajectories = [_trajectory([_turn([], "")]), _trajectory([_turn([], "")])]
-    scored = [[{"em": 1.0}, {"em": 0.0}], [{"em": 1.0}, {"em": 0.0}, {"em": 0.0}, {"em": 0.0}]]
-    sums = rollout_sums(trajectories, scored, [0.0, 0.0], RolloutTimer(), state_f1s=[0.6, None])
+    with_state = [[{"em": 1.0, "state_f1": 0.6}, {"em": 0.0, "state_f1": 0.6}],
+                  [{"em": 1.0}, {"em": 0.0}, {"em": 0.0}, {"em": 0.0}]]
+    scored = [[{"em": r["em"]} for r in rows] for rows in with_state]
+    sums = rollout_sums(trajectories, with_state, [0.0, 0.0], RolloutTimer())
     found = step_metrics(1, sums, [0.6, 0.0], NO_UPDATE, 1e-5, {}, group_size=2)
     assert found["episode/em_mean"] == pytest.approx((0.5 + 0.25) / 2)
     assert found["episode/state_f1_mean"] == pytest.approx(0.6)  # over the episodes that have a state

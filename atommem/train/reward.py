@@ -35,13 +35,6 @@ def state_reward(trajectory, sample) -> float:
     return task_of(sample.benchmark).state_f1(trajectory.final_memory, sample.final_state)
 
 
-def episode_state_f1(trajectory, sample) -> float | None:
-    """state_f1 of an episode's final memory, or None where the sample or trajectory cannot give one."""
-    if not _has_state(sample) or trajectory.final_memory is None:
-        return None
-    return state_reward(trajectory, sample)
-
-
 def _has_state(sample) -> bool:
     """Whether the sample carries a true final state and its task scores memory against it."""
     task = task_of(sample.benchmark)

@@ -61,7 +61,7 @@ from atommem.train import cpu_fsdp
 from atommem.train.checkpoint import latest_checkpoint, load_checkpoint, remove_incomplete, save_checkpoint
 from atommem.train.grpo import LossConfig, build_rows, group_advantages, policy_update, sampler_is_exact
 from atommem.train.preemption import StopRequest
-from atommem.train.reward import answer_reward, episode_reward, episode_state_f1
+from atommem.train.reward import answer_reward, episode_reward
 
 if TYPE_CHECKING:
     from atommem.train.rl_config import RLConfig
@@ -211,11 +211,11 @@ def fixed_worlds(samples: list[LongSample], train_ids: list[str] | None) -> list
 
 # ---- metrics ----------------------------------------------------------------------------------------
 def rollout_sums(trajectories: list[Trajectory], scored: list[list[dict]], advantages: list[float],
-                 timer: RolloutTimer, state_f1s: list[float | None] | None = None) -> dict[str, float]:
+                 timer: RolloutTimer) -> dict[str, float]:
     """Additive counts of one process's rollouts (`scored`: each episode's question rows, `advantages`: each
-    episode's, `state_f1s`: each episode's memory state F1, None where its sample has no true state); turned
-    into the stable per-turn metrics after a sum over processes."""
-    state_f1s = [f for f in (state_f1s or []) if f is not None]
+    episode's); turned into the stable per-turn metrics after a sum over processes."""
+    # score_trajectory repeats the episode's state_f1 on each of its rows where the sample has a true state
+    state_f1s = [rows[0]["state_f1"] for rows in scored if rows and "state_f1" in rows[0]]
     turns = [t for traj in trajectories for t in traj.turns]
     # statetrack answers: was the gold answer in the memory shown when answering (None: no answer, or not statetrack)
     judged = [r for rows in scored for r in rows if r.get("memory_backed") is not None]
@@ -634,8 +634,7 @@ def train(cfg: RLConfig) -> Path:
             update_s = time.perf_counter() - start
             engine.sync_weights(model)  # the next rollout (or validation) samples from the updated policy
             # 6. log
-            state_f1s = [episode_state_f1(t, e.sample) for t, e in zip(trajectories, episodes, strict=True)]
-            sums = _sum_over_processes(accelerator, rollout_sums(trajectories, scored, advantages, timer, state_f1s))
+            sums = _sum_over_processes(accelerator, rollout_sums(trajectories, scored, advantages, timer))
             all_rewards = accelerator.gather(torch.tensor(rewards, device=accelerator.device)).tolist()
             times = {"time/rollout_s": timer.llm_s, "time/update_s": update_s, "time/env_s": timer.env_s}
             metrics = step_metrics(step, sums, all_rewards, update, lr, times, cfg.group_size)
